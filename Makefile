@@ -1,0 +1,35 @@
+# ssd-keras developer commands. `make test` and `make lint` work on a fresh machine.
+
+PYTHON ?= python3
+VENV ?= .venv
+EXTRAS ?= cpu,dev
+comma := ,
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-$(subst $(comma),-,$(EXTRAS))
+PYTEST_ARGS ?= -n 2
+
+.PHONY: install test test-all lint format
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+
+$(STAMP): setup.py | $(PY)
+	$(PY) -m pip install --quiet -e '.[$(EXTRAS)]'
+	touch $@
+
+install: $(STAMP)
+
+test: install
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+test-all: install
+	$(PY) -m pytest $(PYTEST_ARGS) -m ''
+
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: install
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .

@@ -1,0 +1,238 @@
+"""Box coordinate conversion, intersection area and IoU, in numpy.
+
+Coordinate vocabulary (used across ssd-keras):
+
+- ``'centroids'``: ``(cx, cy, w, h)``
+- ``'minmax'``: ``(xmin, xmax, ymin, ymax)``
+- ``'corners'``: ``(xmin, ymin, xmax, ymax)``
+
+``border_pixels`` says how the border pixels of a box with integer pixel coordinates count:
+
+- ``'half'``: ``w = xmax - xmin`` (border pixels half in, half out; continuous coordinates),
+- ``'include'``: ``w = xmax - xmin + 1`` (both border pixels belong to the box; Pascal VOC's rule),
+- ``'exclude'``: ``w = xmax - xmin - 1`` (neither border pixel belongs to the box).
+
+Ground-truth labels everywhere in ssd-keras are rows laid out as `LABEL_FORMAT`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+LABEL_FORMAT = ("class_id", "xmin", "ymin", "xmax", "ymax")
+"""Column order of a ground-truth label row, in absolute pixels."""
+
+COORDS = ("centroids", "minmax", "corners")
+BORDER_PIXELS = {"half": 0, "include": 1, "exclude": -1}
+CONVERSIONS = (
+    "minmax2centroids",
+    "centroids2minmax",
+    "corners2centroids",
+    "centroids2corners",
+    "minmax2corners",
+    "corners2minmax",
+)
+IOU_MODES = ("outer_product", "element-wise")
+
+# Index of (xmin, ymin, xmax, ymax) inside a box of each format that holds those values directly.
+_CORNER_ORDER = {"corners": (0, 1, 2, 3), "minmax": (0, 2, 1, 3)}
+
+
+def border_offset(border_pixels: str) -> int:
+    """Returns the term added to ``max - min`` to get a box side length.
+
+    Args:
+        border_pixels: ``'half'``, ``'include'`` or ``'exclude'``.
+
+    Returns:
+        0, +1 or -1.
+
+    Raises:
+        ValueError: for any other value.
+    """
+    try:
+        return BORDER_PIXELS[border_pixels]
+    except (KeyError, TypeError):
+        raise ValueError(
+            f"border_pixels must be one of {sorted(BORDER_PIXELS)}, got {border_pixels!r}"
+        ) from None
+
+
+def check_coords(coords: str, name: str = "coords") -> str:
+    """Raises a ValueError naming the argument unless ``coords`` is a known box format."""
+    if coords not in COORDS:
+        raise ValueError(f"{name} must be one of {list(COORDS)}, got {coords!r}")
+    return coords
+
+
+def _as_float_array(tensor) -> np.ndarray:
+    """A float copy of ``tensor``: float inputs keep their dtype, the rest become float64."""
+    array = np.array(tensor, copy=True)
+    if not np.issubdtype(array.dtype, np.floating):
+        array = array.astype(np.float64)
+    return array
+
+
+def convert_coordinates(
+    tensor, start_index: int, conversion: str, border_pixels: str = "half"
+) -> np.ndarray:
+    """Converts box coordinates between the three formats.
+
+    The four values starting at ``start_index`` of the last axis are converted; everything else is
+    copied unchanged. The ``border_pixels`` term is added to the side lengths on the way to
+    ``'centroids'`` and taken off again on the way back, so every conversion round-trips exactly
+    (the original added it one way only).
+
+    Args:
+        tensor: array of shape ``(..., k)`` with ``k >= start_index + 4``.
+        start_index: position of the first box coordinate on the last axis.
+        conversion: one of ``'minmax2centroids'``, ``'centroids2minmax'``, ``'corners2centroids'``,
+            ``'centroids2corners'``, ``'minmax2corners'``, ``'corners2minmax'``.
+        border_pixels: ``'half'``, ``'include'`` or ``'exclude'`` (see the module docstring).
+
+    Returns:
+        A new float array of the same shape (float inputs keep their dtype, others become float64).
+
+    Example:
+        >>> convert_coordinates(np.array([[10, 20, 30, 60]]), 0, "corners2centroids")
+        array([[20., 40., 20., 40.]])
+    """
+    d = border_offset(border_pixels)
+    if conversion not in CONVERSIONS:
+        raise ValueError(f"conversion must be one of {list(CONVERSIONS)}, got {conversion!r}")
+    out = _as_float_array(tensor)
+    if out.ndim == 0 or out.shape[-1] < start_index + 4:
+        raise ValueError(
+            f"tensor needs at least start_index + 4 = {start_index + 4} values on its last axis, "
+            f"got shape {np.shape(tensor)}"
+        )
+    i = start_index
+    source = out[..., i : i + 4].copy()
+    source_format, target_format = conversion.split("2")
+
+    if source_format == "centroids":
+        cx, cy, w, h = np.moveaxis(source, -1, 0)
+        half_w, half_h = (w - d) / 2.0, (h - d) / 2.0
+        xmin, ymin, xmax, ymax = cx - half_w, cy - half_h, cx + half_w, cy + half_h
+    else:
+        a, b, c, e = _CORNER_ORDER[source_format]
+        xmin, ymin, xmax, ymax = source[..., a], source[..., b], source[..., c], source[..., e]
+
+    if target_format == "centroids":
+        values = ((xmin + xmax) / 2.0, (ymin + ymax) / 2.0, xmax - xmin + d, ymax - ymin + d)
+    elif target_format == "corners":
+        values = (xmin, ymin, xmax, ymax)
+    else:
+        values = (xmin, xmax, ymin, ymax)
+    for k, value in enumerate(values):
+        out[..., i + k] = value
+    return out
+
+
+def _prepare_box_pair(boxes1, boxes2, mode: str) -> tuple[np.ndarray, np.ndarray]:
+    if mode not in IOU_MODES:
+        raise ValueError(f"mode must be one of {list(IOU_MODES)}, got {mode!r}")
+    boxes1 = _as_float_array(boxes1)
+    boxes2 = _as_float_array(boxes2)
+    if boxes1.ndim == 1:
+        boxes1 = boxes1[None, :]
+    if boxes2.ndim == 1:
+        boxes2 = boxes2[None, :]
+    for name, boxes in (("boxes1", boxes1), ("boxes2", boxes2)):
+        if boxes.ndim != 2 or boxes.shape[1] != 4:
+            raise ValueError(f"{name} must have shape (n, 4) or (4,), got {boxes.shape}")
+    if mode == "element-wise" and boxes1.shape[0] != boxes2.shape[0]:
+        raise ValueError(
+            "mode='element-wise' needs as many boxes in boxes1 as in boxes2, "
+            f"got {boxes1.shape[0]} and {boxes2.shape[0]}"
+        )
+    return boxes1, boxes2
+
+
+def _to_corners(boxes: np.ndarray, coords: str, border_pixels: str) -> np.ndarray:
+    if coords == "corners":
+        return boxes
+    return convert_coordinates(boxes, 0, f"{coords}2corners", border_pixels=border_pixels)
+
+
+def _intersection_corners(boxes1, boxes2, mode: str, d: int) -> np.ndarray:
+    """Intersection areas of boxes already in ``'corners'`` format."""
+    if mode == "outer_product":
+        boxes1, boxes2 = boxes1[:, None, :], boxes2[None, :, :]
+    min_xy = np.maximum(boxes1[..., :2], boxes2[..., :2])
+    max_xy = np.minimum(boxes1[..., 2:], boxes2[..., 2:])
+    sides = np.maximum(0.0, max_xy - min_xy + d)
+    return sides[..., 0] * sides[..., 1]
+
+
+def intersection_area(
+    boxes1,
+    boxes2,
+    coords: str = "centroids",
+    mode: str = "outer_product",
+    border_pixels: str = "half",
+) -> np.ndarray:
+    """Intersection areas of two sets of boxes.
+
+    Args:
+        boxes1: ``(m, 4)`` or ``(4,)`` boxes in ``coords`` format.
+        boxes2: ``(n, 4)`` or ``(4,)`` boxes in ``coords`` format.
+        coords: ``'centroids'``, ``'minmax'`` or ``'corners'``.
+        mode: ``'outer_product'`` gives every pair, shape ``(m, n)``; ``'element-wise'`` pairs
+            row i with row i (``m == n``), shape ``(m,)``.
+        border_pixels: ``'half'``, ``'include'`` or ``'exclude'``.
+
+    Returns:
+        The intersection areas, ``(m, n)`` or ``(m,)``.
+    """
+    check_coords(coords)
+    d = border_offset(border_pixels)
+    boxes1, boxes2 = _prepare_box_pair(boxes1, boxes2, mode)
+    boxes1 = _to_corners(boxes1, coords, border_pixels)
+    boxes2 = _to_corners(boxes2, coords, border_pixels)
+    return _intersection_corners(boxes1, boxes2, mode, d)
+
+
+def iou(
+    boxes1,
+    boxes2,
+    coords: str = "centroids",
+    mode: str = "outer_product",
+    border_pixels: str = "half",
+) -> np.ndarray:
+    """Intersection over union (Jaccard overlap) of two sets of boxes.
+
+    ``border_pixels`` applies to the intersection and to both areas alike, so ``iou(b, b) == 1``
+    for every box and every setting (the original left it out of the intersection).
+
+    Args:
+        boxes1: ``(m, 4)`` or ``(4,)`` boxes in ``coords`` format.
+        boxes2: ``(n, 4)`` or ``(4,)`` boxes in ``coords`` format.
+        coords: ``'centroids'``, ``'minmax'`` or ``'corners'``.
+        mode: ``'outer_product'`` -> ``(m, n)``; ``'element-wise'`` -> ``(m,)`` (needs ``m == n``).
+        border_pixels: ``'half'``, ``'include'`` or ``'exclude'``.
+
+    Returns:
+        IoU values in ``[0, 1]``, ``(m, n)`` or ``(m,)``. A pair whose union is empty (two
+        zero-area boxes) has IoU 0.
+
+    Example:
+        >>> iou([0, 0, 10, 10], [5, 0, 15, 10], coords="corners")
+        array([[0.33333333]])
+    """
+    check_coords(coords)
+    d = border_offset(border_pixels)
+    boxes1, boxes2 = _prepare_box_pair(boxes1, boxes2, mode)
+    boxes1 = _to_corners(boxes1, coords, border_pixels)
+    boxes2 = _to_corners(boxes2, coords, border_pixels)
+
+    intersection = _intersection_corners(boxes1, boxes2, mode, d)
+    areas1 = (boxes1[:, 2] - boxes1[:, 0] + d) * (boxes1[:, 3] - boxes1[:, 1] + d)
+    areas2 = (boxes2[:, 2] - boxes2[:, 0] + d) * (boxes2[:, 3] - boxes2[:, 1] + d)
+    if mode == "outer_product":
+        union = areas1[:, None] + areas2[None, :] - intersection
+    else:
+        union = areas1 + areas2 - intersection
+    with np.errstate(divide="ignore", invalid="ignore"):
+        result = np.where(union > 0, intersection / np.where(union > 0, union, 1), 0.0)
+    return result

@@ -1,0 +1,1 @@
+"""Evaluation: Pascal VOC average precision and COCO helpers."""

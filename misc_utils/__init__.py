@@ -1,0 +1,1 @@
+"""Miscellaneous utilities, chiefly weight sampling for transfer learning."""

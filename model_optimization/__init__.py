@@ -1,0 +1,1 @@
+"""Model optimisation: pruning, quantisation and export to TFLite / ONNX."""
