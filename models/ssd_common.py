@@ -1,0 +1,245 @@
+"""Pieces shared by the SSD300, SSD512 and SSD7 builders: argument checks, the reduced VGG16 base,
+the predictor heads and the output stage.
+
+Anchor parameters (scales, aspect ratios, boxes per cell, steps, offsets) come from
+`ssd_encoder_decoder.anchor_boxes.resolve_anchor_config`, the same function the input encoder uses,
+so the model's heads and the encoder cannot disagree about the number of anchors.
+"""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+
+from keras_layers import AnchorBoxes
+from ssd_encoder_decoder.anchor_boxes import PredictorLayerAnchors, resolve_anchor_config
+
+MODES = ("training", "inference", "inference_fast")
+
+
+def check_image_size(image_size) -> tuple[int, int, int]:
+    """``(height, width, channels)`` as ints; ValueError otherwise."""
+    try:
+        height, width, channels = (int(v) for v in image_size)
+    except (TypeError, ValueError):
+        raise ValueError(
+            f"image_size must be (height, width, channels), got {image_size!r}"
+        ) from None
+    if min(height, width, channels) <= 0:
+        raise ValueError(f"image_size must be positive, got {image_size!r}")
+    return height, width, channels
+
+
+def check_common_args(n_classes, mode, l2_regularization, variances) -> None:
+    """ValueErrors naming the argument, for the arguments every builder shares."""
+    if int(n_classes) != n_classes or n_classes < 1:
+        raise ValueError(f"n_classes must be a positive integer, got {n_classes!r}")
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+    if l2_regularization is None or l2_regularization < 0:
+        raise ValueError(f"l2_regularization must be >= 0, got {l2_regularization!r}")
+    variances = np.asarray(variances, dtype=np.float64)
+    if variances.shape != (4,) or np.any(variances <= 0):
+        raise ValueError(f"variances must be 4 positive numbers, got {variances.tolist()!r}")
+
+
+def anchor_layers(
+    n_predictor_layers,
+    min_scale,
+    max_scale,
+    scales,
+    aspect_ratios_global,
+    aspect_ratios_per_layer,
+    two_boxes_for_ar1,
+    steps,
+    offsets,
+) -> list[PredictorLayerAnchors]:
+    """Per-predictor-layer anchor parameters (see `resolve_anchor_config`)."""
+    return resolve_anchor_config(
+        n_predictor_layers,
+        min_scale=min_scale,
+        max_scale=max_scale,
+        scales=scales,
+        aspect_ratios_global=aspect_ratios_global,
+        aspect_ratios_per_layer=aspect_ratios_per_layer,
+        two_boxes_for_ar1=two_boxes_for_ar1,
+        steps=steps,
+        offsets=offsets,
+    )
+
+
+def conv2d(filters, kernel_size, name, l2_reg, **kwargs) -> keras.layers.Conv2D:
+    """A Conv2D as the original builds them: he_normal kernels, L2 weight decay on the kernel."""
+    return keras.layers.Conv2D(
+        filters,
+        kernel_size,
+        kernel_initializer="he_normal",
+        kernel_regularizer=keras.regularizers.L2(l2_reg) if l2_reg else None,
+        name=name,
+        **kwargs,
+    )
+
+
+def vgg16_base(x, l2_reg):
+    """The reduced VGG16 of SSD300/SSD512, up to fc7.
+
+    Pools use ``'same'`` padding (Caffe's ceil mode), so a 300x300 input gives a 38x38 conv4_3;
+    pool5 is 3x3 with stride 1 and fc6 is a 3x3 convolution with dilation 6, as in the
+    ``fc_reduced`` weights.
+
+    Args:
+        x: preprocessed input ``(batch, height, width, channels)``.
+        l2_reg: L2 weight decay of the kernels.
+
+    Returns:
+        ``(conv4_3, fc7)`` tensors: ``(batch, ceil(h/8), ceil(w/8), 512)`` and
+        ``(batch, ceil(h/16), ceil(w/16), 1024)``.
+    """
+    blocks = [(1, 64, 2), (2, 128, 2), (3, 256, 3), (4, 512, 3), (5, 512, 3)]
+    conv4_3 = None
+    for block, filters, n_convs in blocks:
+        for i in range(1, n_convs + 1):
+            x = conv2d(
+                filters, (3, 3), f"conv{block}_{i}", l2_reg, activation="relu", padding="same"
+            )(x)
+        if block == 4:
+            conv4_3 = x
+        if block < 5:
+            x = keras.layers.MaxPooling2D(
+                pool_size=(2, 2), strides=(2, 2), padding="same", name=f"pool{block}"
+            )(x)
+    x = keras.layers.MaxPooling2D(pool_size=(3, 3), strides=(1, 1), padding="same", name="pool5")(x)
+    x = conv2d(
+        1024, (3, 3), "fc6", l2_reg, dilation_rate=(6, 6), activation="relu", padding="same"
+    )(x)
+    fc7 = conv2d(1024, (1, 1), "fc7", l2_reg, activation="relu", padding="same")(x)
+    return conv4_3, fc7
+
+
+def extra_block(x, index, filters_1, filters_2, l2_reg, pad, strides=(2, 2), kernel_size=(3, 3)):
+    """One SSD extra feature layer: 1x1 conv, optional explicit zero padding, 3x3 conv.
+
+    Names follow the original: ``conv{index}_1``, ``conv{index}_padding``, ``conv{index}_2``.
+    """
+    x = conv2d(filters_1, (1, 1), f"conv{index}_1", l2_reg, activation="relu", padding="same")(x)
+    if pad:
+        x = keras.layers.ZeroPadding2D(padding=((1, 1), (1, 1)), name=f"conv{index}_padding")(x)
+    return conv2d(
+        filters_2,
+        kernel_size,
+        f"conv{index}_2",
+        l2_reg,
+        strides=strides,
+        activation="relu",
+        padding="valid",
+    )(x)
+
+
+def ssd_outputs(
+    sources,
+    layers,
+    head_names,
+    concat_names,
+    n_classes,
+    img_height,
+    img_width,
+    l2_reg,
+    clip_boxes,
+    variances,
+    coords,
+    normalize_coords,
+):
+    """Predictor heads, anchors and the training-mode output tensor.
+
+    Args:
+        sources: feature maps ``(batch, fh_i, fw_i, c_i)`` that carry predictors.
+        layers: one `PredictorLayerAnchors` per source.
+        head_names: per source ``(conf name, loc name, anchors name)``.
+        concat_names: ``(conf concat, loc concat, anchors concat, softmax)`` layer names.
+        n_classes: number of object classes (without background).
+        Other arguments: as in the builders.
+
+    Returns:
+        ``(predictions, predictor_sizes)``: ``(batch, n_anchors, n_classes + 1 + 12)`` =
+        softmax | 4 offsets | 4 anchors | 4 variances, and the ``(n_sources, 2)`` numpy array of
+        feature-map sizes.
+    """
+    n_scores = n_classes + 1
+    confs, locs, anchors = [], [], []
+    # Layer creation order follows the original: all conf heads, then loc heads, then anchors.
+    for source, layer, (conf_name, _, _) in zip(sources, layers, head_names):
+        confs.append(
+            conv2d(layer.n_boxes * n_scores, (3, 3), conf_name, l2_reg, padding="same")(source)
+        )
+    for source, layer, (_, loc_name, _) in zip(sources, layers, head_names):
+        locs.append(conv2d(layer.n_boxes * 4, (3, 3), loc_name, l2_reg, padding="same")(source))
+    for loc, layer, (_, _, anchor_name) in zip(locs, layers, head_names):
+        anchors.append(
+            AnchorBoxes(
+                img_height,
+                img_width,
+                this_scale=layer.this_scale,
+                next_scale=layer.next_scale,
+                aspect_ratios=list(layer.aspect_ratios),
+                two_boxes_for_ar1=layer.two_boxes_for_ar1,
+                this_steps=layer.this_steps,
+                this_offsets=layer.this_offsets,
+                clip_boxes=clip_boxes,
+                variances=list(variances),
+                coords=coords,
+                normalize_coords=normalize_coords,
+                name=anchor_name,
+            )(loc)
+        )
+    confs = [
+        keras.layers.Reshape((-1, n_scores), name=f"{names[0]}_reshape")(t)
+        for t, names in zip(confs, head_names)
+    ]
+    locs = [
+        keras.layers.Reshape((-1, 4), name=f"{names[1]}_reshape")(t)
+        for t, names in zip(locs, head_names)
+    ]
+    anchors = [
+        keras.layers.Reshape((-1, 8), name=f"{names[2]}_reshape")(t)
+        for t, names in zip(anchors, head_names)
+    ]
+    conf_name, loc_name, anchor_name, softmax_name = concat_names
+    conf = keras.layers.Concatenate(axis=1, name=conf_name)(confs)
+    loc = keras.layers.Concatenate(axis=1, name=loc_name)(locs)
+    anchor = keras.layers.Concatenate(axis=1, name=anchor_name)(anchors)
+    conf = keras.layers.Activation("softmax", name=softmax_name)(conf)
+    predictions = keras.layers.Concatenate(axis=2, name="predictions")([conf, loc, anchor])
+    predictor_sizes = np.array([tuple(s.shape[1:3]) for s in sources], dtype=np.int64)
+    return predictions, predictor_sizes
+
+
+def decode_outputs(
+    predictions,
+    mode,
+    confidence_thresh,
+    iou_threshold,
+    top_k,
+    nms_max_output_size,
+    coords,
+    normalize_coords,
+    img_height,
+    img_width,
+):
+    """The model output for ``mode``: the raw predictions, or the decoded ``(batch, top_k, 6)``."""
+    if mode == "training":
+        return predictions
+    from keras_layers.keras_layer_DecodeDetections import DecodeDetections
+    from keras_layers.keras_layer_DecodeDetectionsFast import DecodeDetectionsFast
+
+    decoder = DecodeDetections if mode == "inference" else DecodeDetectionsFast
+    return decoder(
+        confidence_thresh=confidence_thresh,
+        iou_threshold=iou_threshold,
+        top_k=top_k,
+        nms_max_output_size=nms_max_output_size,
+        coords=coords,
+        normalize_coords=normalize_coords,
+        img_height=img_height,
+        img_width=img_width,
+        name="decoded_predictions",
+    )(predictions)
