@@ -1,0 +1,444 @@
+"""Encodes ground-truth labels into SSD training targets (numpy).
+
+`SSDInputEncoder` has the original ssd_keras signature and numbers. It matches ground-truth boxes to
+the anchors of `ssd_encoder_decoder.anchor_boxes` (the one anchor generator), by IoU from
+`bounding_box_utils.iou`, and writes the target tensor the SSD loss expects:
+
+``(batch, n_anchors, n_classes + 1 + 12)``, last axis = ``[one-hot classes (n_classes + 1) |
+4 offsets | 4 anchor coordinates | 4 variances]``.
+
+Background anchors have the class vector ``e_background`` and offsets 0, neutral (ignored)
+anchors an all-zero class vector and offsets 0, positive anchors the one-hot class of their ground
+truth and its encoded offsets. The whole batch is encoded with array operations (no python loop
+over anchors or images); the matching loop runs once per ground-truth box of the fullest image.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from bounding_box_utils.bounding_box_utils import (
+    LABEL_FORMAT,
+    border_offset,
+    check_coords,
+    convert_coordinates,
+    iou,
+)
+from ssd_encoder_decoder.anchor_boxes import generate_anchors, resolve_anchor_config
+from ssd_encoder_decoder.matching_utils import match_bipartite_greedy_batch
+
+__all__ = ["DegenerateBoxError", "SSDInputEncoder"]
+
+_CLASS_ID, _XMIN, _YMIN, _XMAX, _YMAX = (LABEL_FORMAT.index(k) for k in LABEL_FORMAT)
+
+
+class DegenerateBoxError(ValueError):
+    """A ground-truth box with ``xmax <= xmin`` or ``ymax <= ymin`` was given to the encoder.
+
+    Such boxes cannot be encoded (their log-size offsets are not finite). Remove them before
+    encoding, e.g. with ``DataGenerator.generate(..., degenerate_box_handling='remove')``.
+    """
+
+
+class SSDInputEncoder:
+    """Turns ground-truth labels into the SSD training target tensor.
+
+    Matching (the original's, Caffe SSD's): (1) greedy bipartite matching gives every ground truth
+    its own best anchor; (2) with ``matching_type='multi'`` every other anchor whose best ground
+    truth has IoU ``>= pos_iou_threshold`` is matched to it too; (3) every anchor still unmatched
+    whose best IoU is ``>= neg_iou_limit`` becomes neutral (ignored by the loss); (4) all others
+    are background. IoUs are computed in float64 on the (normalised) coordinates, with the same
+    operations as the original, so even exact ties resolve the same way.
+
+    Offsets (``v`` = variances, ``a`` = anchor):
+
+    - ``'centroids'``: ``((cx - cx_a) / w_a / v0, (cy - cy_a) / h_a / v1, ln(w / w_a) / v2,
+      ln(h / h_a) / v3)``;
+    - ``'corners'``: ``(xmin - xmin_a, ymin - ymin_a, xmax - xmax_a, ymax - ymax_a)`` divided by
+      ``(w_a, h_a, w_a, h_a)`` and the variances;
+    - ``'minmax'``: the same in ``(xmin, xmax, ymin, ymax)`` order.
+
+    Args:
+        img_height: model input height in pixels.
+        img_width: model input width in pixels.
+        n_classes: number of object classes, background excluded (e.g. 20 for Pascal VOC).
+        predictor_sizes: ``(fh, fw)`` of each predictor layer's feature map.
+        min_scale, max_scale: smallest and largest anchor scale (fractions of
+            ``min(img_height, img_width)``); ``linspace(min_scale, max_scale, n_layers + 1)``.
+        scales: explicit ``n_layers + 1`` scales; win over ``min_scale``/``max_scale``.
+        aspect_ratios_global: aspect ratios of every layer.
+        aspect_ratios_per_layer: one list of aspect ratios per layer; wins over the global one.
+        two_boxes_for_ar1: add a second ratio-1 anchor of scale ``sqrt(s_k * s_{k+1})``.
+        steps: per layer, the distance between anchor centres in pixels (a number or an
+            ``(h, w)`` pair); None for ``img_size / feature_map_size``.
+        offsets: per layer, the first centre's offset in steps (number or pair); None for 0.5.
+        clip_boxes: clip anchors to the image.
+        variances: the four values the offsets are divided by.
+        matching_type: ``'multi'`` (bipartite, then threshold) or ``'bipartite'`` (only).
+        pos_iou_threshold: IoU an anchor needs for a ``'multi'`` match.
+        neg_iou_limit: unmatched anchors with an IoU ``>= neg_iou_limit`` become neutral.
+        border_pixels: ``'half'``, ``'include'`` or ``'exclude'`` (see `bounding_box_utils`).
+        coords: ``'centroids'``, ``'minmax'`` or ``'corners'``: the anchor and offset format.
+        normalize_coords: anchors and targets relative to the image size (the model's convention).
+        background_id: index of the background class in the class vector.
+
+    Example:
+        >>> encoder = SSDInputEncoder(300, 300, 20, [[38, 38], [19, 19], [10, 10], [5, 5],
+        ...                           [3, 3], [1, 1]], scales=[0.1, 0.2, 0.37, 0.54, 0.71, 0.88,
+        ...                           1.05], aspect_ratios_per_layer=[[1.0, 2.0, 0.5]] * 6)
+        >>> y = encoder([np.array([[12, 48, 24, 195, 171]])])
+        >>> y.shape
+        (1, 8732, 33)
+
+    Fixed original bug: with ``normalize_coords=True`` the original applied ``border_pixels``
+    after normalising (``'include'`` added a whole image width to every box width and
+    ``'exclude'`` gave NaN). Here the border term is applied in pixels, before normalising.
+    With ``'half'`` (the default) nothing changes.
+    """
+
+    def __init__(
+        self,
+        img_height: int,
+        img_width: int,
+        n_classes: int,
+        predictor_sizes,
+        min_scale: float | None = 0.1,
+        max_scale: float | None = 0.9,
+        scales: Sequence[float] | None = None,
+        aspect_ratios_global: Sequence[float] | None = (0.5, 1.0, 2.0),
+        aspect_ratios_per_layer: Sequence[Sequence[float]] | None = None,
+        two_boxes_for_ar1: bool = True,
+        steps: Sequence | None = None,
+        offsets: Sequence | None = None,
+        clip_boxes: bool = False,
+        variances: Sequence[float] = (0.1, 0.1, 0.2, 0.2),
+        matching_type: str = "multi",
+        pos_iou_threshold: float = 0.5,
+        neg_iou_limit: float = 0.3,
+        border_pixels: str = "half",
+        coords: str = "centroids",
+        normalize_coords: bool = True,
+        background_id: int = 0,
+    ):
+        predictor_sizes = np.asarray(predictor_sizes, dtype=np.int64)
+        if predictor_sizes.ndim == 1:
+            predictor_sizes = predictor_sizes[None, :]
+        if predictor_sizes.ndim != 2 or predictor_sizes.shape[1] != 2:
+            raise ValueError(
+                f"predictor_sizes must be a list of (height, width) pairs, got {predictor_sizes!r}"
+            )
+        if int(n_classes) < 1:
+            raise ValueError(f"n_classes must be at least 1, got {n_classes!r}")
+        variances = np.asarray(variances, dtype=np.float64)
+        if variances.shape != (4,) or np.any(variances <= 0):
+            raise ValueError(f"variances must be 4 positive numbers, got {list(variances)}")
+        if matching_type not in ("multi", "bipartite"):
+            raise ValueError(f"matching_type must be 'multi' or 'bipartite', got {matching_type!r}")
+        check_coords(coords)
+        border_offset(border_pixels)  # validates
+        if not 0 <= int(background_id) <= int(n_classes):
+            raise ValueError(f"background_id must be in [0, {n_classes}], got {background_id!r}")
+
+        n_layers = len(predictor_sizes)
+        self.layers = resolve_anchor_config(
+            n_layers,
+            min_scale=min_scale,
+            max_scale=max_scale,
+            scales=scales,
+            aspect_ratios_global=aspect_ratios_global,
+            aspect_ratios_per_layer=aspect_ratios_per_layer,
+            two_boxes_for_ar1=two_boxes_for_ar1,
+            steps=steps,
+            offsets=offsets,
+        )
+
+        self.img_height = img_height
+        self.img_width = img_width
+        self.n_classes = int(n_classes) + 1  # + 1 for the background class, as the original
+        self.predictor_sizes = predictor_sizes
+        self.min_scale = min_scale
+        self.max_scale = max_scale
+        self.scales = np.array(
+            [layer.this_scale for layer in self.layers] + [self.layers[-1].next_scale]
+        )
+        self.aspect_ratios_global = aspect_ratios_global
+        self.aspect_ratios = [list(layer.aspect_ratios) for layer in self.layers]
+        self.aspect_ratios_per_layer = aspect_ratios_per_layer
+        self.two_boxes_for_ar1 = two_boxes_for_ar1
+        self.steps = [layer.this_steps for layer in self.layers]
+        self.offsets = [layer.this_offsets for layer in self.layers]
+        self.clip_boxes = clip_boxes
+        self.variances = variances
+        self.matching_type = matching_type
+        self.pos_iou_threshold = pos_iou_threshold
+        self.neg_iou_limit = neg_iou_limit
+        self.border_pixels = border_pixels
+        self.coords = coords
+        self.normalize_coords = normalize_coords
+        self.background_id = int(background_id)
+        self.n_boxes = [layer.n_boxes for layer in self.layers]
+
+        # Per layer (fh, fw, n_boxes, 4), in `coords` format: the original's `boxes_list`.
+        self.boxes_list = generate_anchors(
+            img_height,
+            img_width,
+            predictor_sizes.tolist(),
+            self.layers,
+            clip_boxes=clip_boxes,
+            normalize_coords=normalize_coords,
+            coords=coords,
+        )
+        self.anchors = np.concatenate([boxes.reshape(-1, 4) for boxes in self.boxes_list])
+        # The corners the original's iou() derived from the anchors, computed once.
+        self._anchor_corners = _iou_corners(self.anchors, coords, border_pixels)
+        self._anchor_corners_pixels = None
+
+    @property
+    def n_anchors(self) -> int:
+        """Number of anchors of the model (the N axis of the targets)."""
+        return len(self.anchors)
+
+    def generate_encoding_template(self, batch_size: int, diagnostics: bool = False):
+        """The target tensor before matching: zero classes, anchors twice, variances.
+
+        Args:
+            batch_size: number of images.
+            diagnostics: also return per-layer anchor diagnostics.
+
+        Returns:
+            ``(batch_size, n_anchors, n_classes + 1 + 12)`` float64 =
+            ``[zeros (n_classes + 1) | anchors | anchors | variances]``. With ``diagnostics``, a
+            tuple ``(template, centers, wh, steps, offsets)`` of per-layer lists, as the
+            original: anchor centres ``(cy (fh,), cx (fw,))`` in pixels, box sizes
+            ``(n_boxes, 2)`` (``w, h``, normalised if ``normalize_coords``), ``(step_h,
+            step_w)`` in pixels and ``(offset_h, offset_w)`` in steps.
+        """
+        batch_size = int(batch_size)
+        if batch_size < 0:
+            raise ValueError(f"batch_size must be >= 0, got {batch_size}")
+        n = self.n_anchors
+        template = np.zeros((batch_size, n, self.n_classes + 12), dtype=np.float64)
+        template[:, :, -12:-8] = self.anchors
+        template[:, :, -8:-4] = self.anchors
+        template[:, :, -4:] = self.variances
+        if not diagnostics:
+            return template
+        centers, wh, steps, offsets = [], [], [], []
+        for boxes, size, layer in zip(self.boxes_list, self.predictor_sizes, self.layers):
+            fh, fw = (int(v) for v in size)
+            step_h, step_w = _pair(layer.this_steps, (self.img_height / fh, self.img_width / fw))
+            offset_h, offset_w = _pair(layer.this_offsets, (0.5, 0.5))
+            cy = np.linspace(offset_h * step_h, (offset_h + fh - 1) * step_h, fh)
+            cx = np.linspace(offset_w * step_w, (offset_w + fw - 1) * step_w, fw)
+            centers.append((cy, cx))
+            wh.append(_to_centroids(boxes, self.coords)[0, 0, :, 2:].copy())
+            steps.append((step_h, step_w))
+            offsets.append((offset_h, offset_w))
+        return template, centers, wh, steps, offsets
+
+    def __call__(self, ground_truth_labels, diagnostics: bool = False):
+        """Encodes a batch of ground-truth labels.
+
+        Args:
+            ground_truth_labels: one array per image of shape ``(k, 5)`` (``k`` may be 0), rows
+                ``[class_id, xmin, ymin, xmax, ymax]`` in absolute pixels (`LABEL_FORMAT`), class
+                ids in ``1..n_classes``. A ``(batch, k, 5)`` array also works.
+            diagnostics: also return the matched anchors.
+
+        Returns:
+            ``y_encoded``, float64 ``(batch, n_anchors, n_classes + 1 + 12)``. With
+            ``diagnostics``, ``(y_encoded, y_matched_anchors)`` where ``y_matched_anchors`` is
+            ``y_encoded`` with the offsets set to 0: each positive anchor's class vector next to
+            its own anchor coordinates.
+
+        Raises:
+            DegenerateBoxError: a box with ``xmax <= xmin`` or ``ymax <= ymin`` (names the image
+                index and the box).
+            ValueError: labels of the wrong shape, non-finite values or class ids out of range.
+        """
+        labels, valid = self._stack_labels(ground_truth_labels)  # (B, K, 5) float64, (B, K)
+        batch_size, max_boxes = valid.shape
+        n_cls = self.n_classes
+        y_encoded = self.generate_encoding_template(batch_size)
+        y_encoded[:, :, self.background_id] = 1.0
+
+        if max_boxes > 0 and valid.any():
+            targets, similarities = self._targets_and_ious(labels, valid)  # (B,K,4), (B,K,N)
+            one_hot = np.eye(n_cls)[labels[..., _CLASS_ID].astype(np.int64)]  # (B, K, n_cls)
+            gt_rows = np.concatenate([one_hot, targets], axis=-1)  # (B, K, n_cls + 4)
+
+            bipartite = match_bipartite_greedy_batch(similarities, valid)  # (B, K)
+            b_idx, gt_idx = np.nonzero(bipartite >= 0)
+            anchor_idx = bipartite[b_idx, gt_idx]
+            matched = np.zeros(similarities.shape[::2], dtype=bool)  # (B, N)
+            matched[b_idx, anchor_idx] = True
+            y_encoded[b_idx, anchor_idx, :-8] = gt_rows[b_idx, gt_idx]
+
+            # Best ground truth of every anchor (first one on ties, as np.argmax).
+            best_gt = np.argmax(similarities, axis=1)  # (B, N)
+            best_iou = np.take_along_axis(similarities, best_gt[:, None, :], axis=1)[:, 0, :]
+            if self.matching_type == "multi":
+                multi = ~matched & (best_iou >= self.pos_iou_threshold)
+                mb, ma = np.nonzero(multi)
+                y_encoded[mb, ma, :-8] = gt_rows[mb, best_gt[mb, ma]]
+                matched |= multi
+            neutral = ~matched & (best_iou >= self.neg_iou_limit)
+            y_encoded[:, :, self.background_id][neutral] = 0.0
+
+        self._encode_offsets(y_encoded)
+        if diagnostics:
+            y_matched_anchors = y_encoded.copy()
+            y_matched_anchors[:, :, -12:-8] = 0.0
+            return y_encoded, y_matched_anchors
+        return y_encoded
+
+    def _stack_labels(self, ground_truth_labels) -> tuple[np.ndarray, np.ndarray]:
+        """Validates the labels and pads them into one ``(B, K, 5)`` float64 array and a mask."""
+        if isinstance(ground_truth_labels, np.ndarray) and ground_truth_labels.ndim == 3:
+            ground_truth_labels = list(ground_truth_labels)
+        per_image = []
+        for i, image_labels in enumerate(ground_truth_labels):
+            array = np.asarray(image_labels, dtype=np.float64)
+            if array.size == 0:
+                per_image.append(np.zeros((0, 5)))
+                continue
+            if array.ndim != 2 or array.shape[1] < 5:
+                raise ValueError(
+                    f"ground_truth_labels[{i}] must have shape (k, 5) with columns "
+                    f"{list(LABEL_FORMAT)}, got shape {array.shape}"
+                )
+            array = array[:, :5]
+            bad = ~np.isfinite(array).all(axis=1)
+            if bad.any():
+                raise ValueError(
+                    f"ground_truth_labels[{i}] box {int(np.argmax(bad))} has a non-finite value: "
+                    f"{array[bad][0].tolist()}"
+                )
+            degenerate = (array[:, _XMAX] <= array[:, _XMIN]) | (array[:, _YMAX] <= array[:, _YMIN])
+            if degenerate.any():
+                j = int(np.argmax(degenerate))
+                raise DegenerateBoxError(
+                    f"ground_truth_labels[{i}] box {j} is degenerate (needs xmax > xmin and "
+                    f"ymax > ymin): {dict(zip(LABEL_FORMAT, array[j].tolist()))}. Degenerate "
+                    "boxes can be removed by DataGenerator.generate(degenerate_box_handling="
+                    "'remove')."
+                )
+            class_ids = array[:, _CLASS_ID]
+            bad = (
+                (class_ids != np.round(class_ids)) | (class_ids < 0) | (class_ids >= self.n_classes)
+            )
+            if bad.any():
+                j = int(np.argmax(bad))
+                raise ValueError(
+                    f"ground_truth_labels[{i}] box {j} has class_id {class_ids[j]!r}; class ids "
+                    f"must be integers in [1, {self.n_classes - 1}]"
+                )
+            per_image.append(array)
+        max_boxes = max((len(a) for a in per_image), default=0)
+        labels = np.zeros((len(per_image), max_boxes, 5), dtype=np.float64)
+        valid = np.zeros((len(per_image), max_boxes), dtype=bool)
+        for i, array in enumerate(per_image):
+            labels[i, : len(array)] = array
+            valid[i, : len(array)] = True
+        return labels, valid
+
+    def _targets_and_ious(self, labels: np.ndarray, valid: np.ndarray):
+        """Ground truths in the target format and their IoUs with every anchor.
+
+        Returns:
+            ``(B, K, 4)`` boxes in ``coords`` format (normalised if ``normalize_coords``) and
+            ``(B, K, N)`` float64 IoUs, ``-inf`` in padded rows.
+        """
+        boxes = labels[valid][:, [_XMIN, _YMIN, _XMAX, _YMAX]]  # (M, 4) corners, pixels
+        if self.normalize_coords and self.border_pixels != "half":
+            # The fix: the border term is a pixel, so apply it before normalising.
+            targets = _from_corners(boxes, self.coords, self.border_pixels)
+            targets = _normalize(targets, self.coords, self.img_height, self.img_width)
+            if self._anchor_corners_pixels is None:
+                corners = _iou_corners(self.anchors, self.coords, "half")
+                self._anchor_corners_pixels = _denormalize_corners(
+                    corners, self.img_height, self.img_width
+                )
+            ious = iou(boxes, self._anchor_corners_pixels, "corners", "outer_product",
+                       self.border_pixels)  # fmt: skip
+        else:
+            # The original's order of operations: normalise the corners, convert them to
+            # `coords`, and let iou() convert both sides back to corners. Same float64 ops, so
+            # the same IoUs bit for bit (ties included).
+            if self.normalize_coords:
+                boxes = boxes.copy()
+                boxes[:, [1, 3]] /= self.img_height
+                boxes[:, [0, 2]] /= self.img_width
+            targets = _from_corners(boxes, self.coords, self.border_pixels)
+            gt_corners = _iou_corners(targets, self.coords, self.border_pixels)
+            ious = iou(gt_corners, self._anchor_corners, "corners", "outer_product",
+                       self.border_pixels)  # fmt: skip
+        batch_targets = np.zeros(valid.shape + (4,), dtype=np.float64)
+        batch_targets[valid] = targets
+        similarities = np.full(valid.shape + (self.n_anchors,), -np.inf, dtype=np.float64)
+        similarities[valid] = ious
+        return batch_targets, similarities
+
+    def _encode_offsets(self, y: np.ndarray) -> None:
+        """Turns the box slot ``[-12:-8]`` into offsets relative to the anchors, in place."""
+        if self.coords == "centroids":
+            y[:, :, [-12, -11]] -= y[:, :, [-8, -7]]
+            y[:, :, [-12, -11]] /= y[:, :, [-6, -5]] * y[:, :, [-4, -3]]
+            y[:, :, [-10, -9]] /= y[:, :, [-6, -5]]
+            y[:, :, [-10, -9]] = np.log(y[:, :, [-10, -9]]) / y[:, :, [-2, -1]]
+        elif self.coords == "corners":
+            y[:, :, -12:-8] -= y[:, :, -8:-4]
+            y[:, :, [-12, -10]] /= (y[:, :, -6] - y[:, :, -8])[..., None]
+            y[:, :, [-11, -9]] /= (y[:, :, -5] - y[:, :, -7])[..., None]
+            y[:, :, -12:-8] /= y[:, :, -4:]
+        else:  # minmax
+            y[:, :, -12:-8] -= y[:, :, -8:-4]
+            y[:, :, [-12, -11]] /= (y[:, :, -7] - y[:, :, -8])[..., None]
+            y[:, :, [-10, -9]] /= (y[:, :, -5] - y[:, :, -6])[..., None]
+            y[:, :, -12:-8] /= y[:, :, -4:]
+
+
+def _pair(value, default) -> tuple[float, float]:
+    if value is None:
+        return default
+    array = np.asarray(value, dtype=np.float64)
+    if array.ndim == 0:
+        return float(array), float(array)
+    return float(array[0]), float(array[1])
+
+
+def _from_corners(boxes: np.ndarray, coords: str, border_pixels: str) -> np.ndarray:
+    if coords == "corners":
+        return boxes
+    return convert_coordinates(boxes, 0, f"corners2{coords}", border_pixels=border_pixels)
+
+
+def _iou_corners(boxes: np.ndarray, coords: str, border_pixels: str) -> np.ndarray:
+    """The corners `iou` derives from boxes in ``coords`` format."""
+    if coords == "corners":
+        return boxes
+    return convert_coordinates(boxes, 0, f"{coords}2corners", border_pixels=border_pixels)
+
+
+def _to_centroids(boxes: np.ndarray, coords: str) -> np.ndarray:
+    if coords == "centroids":
+        return boxes
+    return convert_coordinates(boxes, 0, f"{coords}2centroids")
+
+
+def _normalize(boxes: np.ndarray, coords: str, img_height: int, img_width: int) -> np.ndarray:
+    boxes = boxes.copy()
+    x_cols = {"centroids": [0, 2], "corners": [0, 2], "minmax": [0, 1]}[coords]
+    y_cols = {"centroids": [1, 3], "corners": [1, 3], "minmax": [2, 3]}[coords]
+    boxes[:, x_cols] /= img_width
+    boxes[:, y_cols] /= img_height
+    return boxes
+
+
+def _denormalize_corners(corners: np.ndarray, img_height: int, img_width: int) -> np.ndarray:
+    corners = corners.copy()
+    corners[:, [0, 2]] *= img_width
+    corners[:, [1, 3]] *= img_height
+    return corners
