@@ -1,0 +1,133 @@
+"""Helpers shared by the transforms, and `apply_inverse_transforms`.
+
+Every transform in ``data_generator`` is a callable ``op(image, labels=None)``:
+
+- ``image``: ``(height, width, channels)`` or ``(height, width)`` array;
+- ``labels``: ``None`` (inference: only the image is returned) or a ``(k, 5+)`` array of
+  ground-truth rows laid out as ``labels_format`` (default `DEFAULT_LABELS_FORMAT`:
+  ``class_id, xmin, ymin, xmax, ymax`` in absolute pixels; extra columns are carried along);
+- ops with an inverse accept ``return_inverter=True`` and then also return ``inverter``, a function
+  that maps predictions ``(n, 6+)`` rows ``[class_id, conf, xmin, ymin, xmax, ymax]`` made on the
+  transformed image back to the coordinates of the input image.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+
+import numpy as np
+
+from bounding_box_utils.bounding_box_utils import LABEL_FORMAT
+
+DEFAULT_LABELS_FORMAT: dict[str, int] = {name: i for i, name in enumerate(LABEL_FORMAT)}
+"""``{'class_id': 0, 'xmin': 1, 'ymin': 2, 'xmax': 3, 'ymax': 4}``, the original's default."""
+
+Inverter = Callable[[np.ndarray], np.ndarray]
+
+
+def resolve_labels_format(labels_format: Mapping[str, int] | None) -> dict[str, int]:
+    """Returns ``labels_format`` (or the default) after checking it names the four corners."""
+    if labels_format is None:
+        return dict(DEFAULT_LABELS_FORMAT)
+    missing = [key for key in ("xmin", "ymin", "xmax", "ymax") if key not in labels_format]
+    if missing:
+        raise ValueError(f"labels_format misses the keys {missing}, got {dict(labels_format)!r}")
+    return dict(labels_format)
+
+
+def corner_indices(labels_format: Mapping[str, int]) -> tuple[int, int, int, int]:
+    """The columns ``(xmin, ymin, xmax, ymax)`` of a label row."""
+    return (
+        labels_format["xmin"],
+        labels_format["ymin"],
+        labels_format["xmax"],
+        labels_format["ymax"],
+    )
+
+
+def as_labels(labels) -> np.ndarray | None:
+    """A private copy of ``labels`` as a 2-D array (``None`` stays ``None``)."""
+    if labels is None:
+        return None
+    labels = np.array(labels, copy=True)
+    if labels.ndim != 2:
+        raise ValueError(f"labels must have shape (k, 5+), got shape {labels.shape}")
+    return labels
+
+
+def clip_boxes(labels: np.ndarray, height: int, width: int, labels_format: Mapping[str, int]):
+    """Clips box corners in place to ``[0, width - 1] x [0, height - 1]`` (the original's rule)."""
+    xmin, ymin, xmax, ymax = corner_indices(labels_format)
+    labels[:, [ymin, ymax]] = np.clip(labels[:, [ymin, ymax]], 0, height - 1)
+    labels[:, [xmin, xmax]] = np.clip(labels[:, [xmin, xmax]], 0, width - 1)
+    return labels
+
+
+def pack_output(image, labels, inverter=None, return_inverter: bool = False):
+    """The uniform return value: ``image`` or ``(image, labels)``, plus ``inverter`` on request."""
+    if labels is None:
+        return (image, inverter) if return_inverter else image
+    return (image, labels, inverter) if return_inverter else (image, labels)
+
+
+def identity_inverter(predictions: np.ndarray) -> np.ndarray:
+    """The inverter of a transform that did not change the geometry."""
+    return np.copy(predictions)
+
+
+def draws(rng, prob: float) -> bool:
+    """One Bernoulli draw as in the original: true when ``uniform(0, 1) >= 1 - prob``."""
+    return rng.uniform(0.0, 1.0) >= (1.0 - prob)
+
+
+def check_prob(prob: float, name: str = "prob") -> float:
+    if not 0.0 <= prob <= 1.0:
+        raise ValueError(f"{name} must be in [0, 1], got {prob!r}")
+    return prob
+
+
+def apply_inverse_transforms(
+    y_pred_decoded: np.ndarray | Sequence[np.ndarray],
+    inverse_transforms: Sequence[Inverter | None] | Sequence[Sequence[Inverter | None]],
+):
+    """Maps decoded predictions back to the coordinates of the original images.
+
+    Args:
+        y_pred_decoded: predictions of one image, ``(n, 6+)`` rows ``[class_id, conf, xmin, ymin,
+            xmax, ymax]``, or a list of such arrays, one per batch item.
+        inverse_transforms: for one image, the inverters in the order they must be applied (the
+            last transform's inverter first, as `DataGenerator.generate` returns them); for a batch,
+            one such list per item. ``None`` entries are skipped.
+
+    Returns:
+        A new array (or list of arrays) of the same shape(s); the inputs are not modified.
+
+    Example:
+        >>> resize = Resize(height=300, width=300)
+        >>> image, inverter = resize(np.zeros((150, 600, 3), np.uint8), return_inverter=True)
+        >>> apply_inverse_transforms(np.array([[1, 0.9, 30, 30, 60, 60]]), [inverter])
+        array([[  1. ,   0.9,  60. ,  15. , 120. ,  30. ]])
+    """
+
+    def invert_one(predictions, inverters):
+        out = np.array(predictions, copy=True)
+        if out.size == 0:
+            return out
+        for inverter in inverters:
+            if inverter is not None:
+                out = inverter(out)
+        return out
+
+    if isinstance(y_pred_decoded, np.ndarray):
+        return invert_one(y_pred_decoded, inverse_transforms)
+    if isinstance(y_pred_decoded, (list, tuple)):
+        if len(y_pred_decoded) != len(inverse_transforms):
+            raise ValueError(
+                f"y_pred_decoded has {len(y_pred_decoded)} batch items but inverse_transforms has "
+                f"{len(inverse_transforms)}"
+            )
+        return [invert_one(p, inv) for p, inv in zip(y_pred_decoded, inverse_transforms)]
+    raise ValueError(
+        "y_pred_decoded must be a numpy array or a list of arrays, "
+        f"got {type(y_pred_decoded).__name__}"
+    )
