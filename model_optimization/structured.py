@@ -1,0 +1,430 @@
+"""Structured (filter) pruning: remove whole output channels and rebuild a smaller model.
+
+Magnitude pruning leaves the tensors their size (zeros still cost time on a CPU); filter pruning
+makes the convolutions physically narrower, which is what speeds up inference.
+
+For every *producer* layer (a `Conv2D`/`Conv1D`/`Conv3D` or `Dense`) whose channels are pruned, the
+channel axis is followed downstream through *channel-preserving* layers (BatchNormalization,
+element-wise activations, pooling, padding/cropping, dropout, global pooling, DepthwiseConv2D,
+L2Normalization, PReLU) to the *consumers* that read those channels (Conv*/Dense kernels, whose
+input rows are sliced) or only the tensor's spatial shape (`AnchorBoxes`). A producer whose
+channels reach anything else (a model output, `Reshape`, `Flatten`, `Add`, `Concatenate`, ...) is
+not prunable; for SSD this keeps the heads (`classes*`, `boxes*`, `*_mbox_*`) intact, since their
+channel layout is the prediction layout.
+
+```python
+from model_optimization.structured import prune_filters, filter_pruning_report
+
+small = prune_filters(ssd7, amount=0.5, criterion="bn_gamma")     # conv1..conv7 halved
+for row in filter_pruning_report(ssd7, small):
+    print(row)
+small.compile(...); small.fit(...)                                  # optional fine-tuning
+```
+
+The outputs are unchanged when the removed channels are exactly zero where the consumers read
+them (e.g. a Conv->BN->ELU block whose BN gamma and beta are zero for those channels, or a
+Conv->ReLU block with zero kernel and bias): `tests/model_optimization` checks this on SSD7.
+A removed channel that is constant but non-zero is not folded into the consumer's bias (with
+`'same'` padding that would not be exact at the borders), so fine-tune after pruning.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+
+import keras
+import numpy as np
+
+from model_optimization.pruning import PruneLowMagnitude, _check_graph_model, _fresh_copy
+
+__all__ = [
+    "prunable_filters",
+    "filter_importance",
+    "select_filters",
+    "remove_filters",
+    "prune_filters",
+    "filter_pruning_report",
+]
+
+_PRODUCERS = (
+    keras.layers.Conv1D,
+    keras.layers.Conv2D,
+    keras.layers.Conv3D,
+    keras.layers.Dense,
+)
+_CONSUMERS = _PRODUCERS
+_PRESERVING = (
+    keras.layers.BatchNormalization,
+    keras.layers.ELU,
+    keras.layers.ReLU,
+    keras.layers.LeakyReLU,
+    keras.layers.PReLU,
+    keras.layers.MaxPooling1D,
+    keras.layers.MaxPooling2D,
+    keras.layers.MaxPooling3D,
+    keras.layers.AveragePooling1D,
+    keras.layers.AveragePooling2D,
+    keras.layers.AveragePooling3D,
+    keras.layers.GlobalAveragePooling1D,
+    keras.layers.GlobalAveragePooling2D,
+    keras.layers.GlobalAveragePooling3D,
+    keras.layers.GlobalMaxPooling1D,
+    keras.layers.GlobalMaxPooling2D,
+    keras.layers.GlobalMaxPooling3D,
+    keras.layers.ZeroPadding1D,
+    keras.layers.ZeroPadding2D,
+    keras.layers.ZeroPadding3D,
+    keras.layers.Cropping1D,
+    keras.layers.Cropping2D,
+    keras.layers.Cropping3D,
+    keras.layers.UpSampling1D,
+    keras.layers.UpSampling2D,
+    keras.layers.UpSampling3D,
+    keras.layers.Dropout,
+    keras.layers.SpatialDropout1D,
+    keras.layers.SpatialDropout2D,
+    keras.layers.SpatialDropout3D,
+    keras.layers.GaussianNoise,
+    keras.layers.Identity,
+    keras.layers.DepthwiseConv2D,
+)
+# By class name: these live in keras_layers, which this module does not need to import.
+_PRESERVING_BY_NAME = ("L2Normalization",)
+_SHAPE_ONLY_BY_NAME = ("AnchorBoxes",)
+# Activations that mix channels: removing a channel would change the others.
+_CHANNEL_MIXING_ACTIVATIONS = ("softmax", "log_softmax")
+
+
+def _kind(layer) -> str:
+    name = type(layer).__name__
+    if isinstance(layer, keras.layers.Activation):
+        act = getattr(layer.activation, "__name__", str(layer.activation))
+        return "mixing" if act in _CHANNEL_MIXING_ACTIVATIONS else "preserve"
+    if isinstance(layer, _PRESERVING) or name in _PRESERVING_BY_NAME:
+        if isinstance(layer, keras.layers.BatchNormalization) and layer.axis not in (
+            -1,
+            _rank(layer) - 1,
+        ):
+            return "other"
+        return "preserve"
+    if name in _SHAPE_ONLY_BY_NAME:
+        return "shape_only"
+    if isinstance(layer, _CONSUMERS) and getattr(layer, "groups", 1) == 1:
+        return "consume"
+    return "other"
+
+
+def _rank(layer) -> int:
+    try:
+        return len(layer.input.shape)
+    except Exception:
+        return 0
+
+
+class _Graph:
+    """Who reads whose output, within one functional model (shared layers are rejected)."""
+
+    def __init__(self, model: keras.Model):
+        fn = model._functional if isinstance(model, keras.Sequential) else model
+        self.consumers: dict[str, list] = {}
+        self.n_inputs: dict[str, int] = {}
+        calls: dict[str, int] = {}
+        nodes = [node for depth_nodes in fn._nodes_by_depth.values() for node in depth_nodes]
+        for node in nodes:
+            op = node.operation
+            calls[op.name] = calls.get(op.name, 0) + 1
+            self.n_inputs[op.name] = len(node.input_tensors)
+            for parent in node.parent_nodes:
+                self.consumers.setdefault(parent.operation.name, []).append(op)
+        self.shared = {name for name, n in calls.items() if n > 1}
+        self.outputs = {t._keras_history.operation.name for t in fn.outputs}
+        self.layers = {layer.name: layer for layer in model.layers}
+
+    def trace(self, producer_name: str):
+        """`(preserving, consumers)` layers reached by `producer_name`'s channels, or a reason."""
+        producer = self.layers[producer_name]
+        if not isinstance(producer, _PRODUCERS) or getattr(producer, "groups", 1) != 1:
+            return f"'{producer_name}' ({type(producer).__name__}) is not a Conv/Dense layer"
+        preserving, consumers = [], []
+        frontier = [producer_name]
+        while frontier:
+            name = frontier.pop(0)
+            if name in self.shared:
+                return f"'{name}' is shared (called more than once)"
+            if name in self.outputs:
+                return f"the channels of '{producer_name}' reach the model output '{name}'"
+            for layer in self.consumers.get(name, []):
+                kind = _kind(layer)
+                if self.n_inputs.get(layer.name, 1) != 1:
+                    return f"'{layer.name}' ({type(layer).__name__}) has several inputs"
+                if kind == "preserve":
+                    preserving.append(layer)
+                    frontier.append(layer.name)
+                elif kind == "consume":
+                    if layer.name in self.shared:
+                        return f"'{layer.name}' is shared (called more than once)"
+                    consumers.append(layer)
+                elif kind == "shape_only":
+                    continue
+                else:
+                    return (
+                        f"the channels of '{producer_name}' reach '{layer.name}' "
+                        f"({type(layer).__name__}), which depends on the channel layout"
+                    )
+        return preserving, consumers
+
+
+def _check_no_wrappers(model):
+    if any(isinstance(layer, PruneLowMagnitude) for layer in model._flatten_layers()):
+        raise ValueError("Call strip_pruning(model) before structured pruning.")
+
+
+def prunable_filters(model: keras.Model) -> dict[str, str | None]:
+    """For every Conv/Dense layer of `model`: `None` if its filters can be removed, else why not."""
+    _check_graph_model(model, "prunable_filters")
+    graph = _Graph(model)
+    result = {}
+    for layer in model.layers:
+        if isinstance(layer, _PRODUCERS):
+            traced = graph.trace(layer.name)
+            result[layer.name] = traced if isinstance(traced, str) else None
+    return result
+
+
+def filter_importance(
+    model: keras.Model, layer_name: str, criterion: str | Callable = "l1"
+) -> np.ndarray:
+    """Importance score of each output channel of `layer_name` (higher = keep).
+
+    Args:
+        model: the model.
+        layer_name: a prunable producer.
+        criterion: `'l1'` (sum of |kernel| per filter), `'l2'` (its Euclidean norm), `'bn_gamma'`
+            (|gamma| of the first BatchNormalization after the layer: network slimming), or
+            `fn(layer) -> (channels,)` array.
+
+    Returns:
+        `(channels,)` float array.
+    """
+    layer = model.get_layer(layer_name)
+    if callable(criterion):
+        scores = np.asarray(criterion(layer), dtype=np.float64)
+    elif criterion in ("l1", "l2"):
+        kernel = keras.ops.convert_to_numpy(layer.kernel)
+        flat = kernel.reshape(-1, kernel.shape[-1])
+        scores = np.abs(flat).sum(0) if criterion == "l1" else np.sqrt((flat**2).sum(0))
+    elif criterion == "bn_gamma":
+        traced = _Graph(model).trace(layer_name)
+        if isinstance(traced, str):
+            raise ValueError(f"Layer '{layer_name}' cannot be pruned: {traced}.")
+        bns = [p for p in traced[0] if isinstance(p, keras.layers.BatchNormalization)]
+        if not bns or bns[0].gamma is None:
+            raise ValueError(
+                f"criterion='bn_gamma': no BatchNormalization with a gamma follows '{layer_name}'."
+            )
+        scores = np.abs(keras.ops.convert_to_numpy(bns[0].gamma))
+    else:
+        raise ValueError(
+            f"`criterion` must be 'l1', 'l2', 'bn_gamma' or a callable, received {criterion!r}."
+        )
+    n = int(layer.kernel.shape[-1])
+    if scores.shape != (n,):
+        raise ValueError(
+            f"criterion gave shape {scores.shape} for '{layer_name}', expected ({n},)."
+        )
+    return scores
+
+
+def select_filters(
+    model: keras.Model,
+    amount: float | Mapping[str, float] = 0.5,
+    layers: Iterable[str] | None = None,
+    criterion: str | Callable = "l1",
+    round_to: int = 1,
+    min_filters: int = 1,
+) -> dict[str, np.ndarray]:
+    """Choose which output channels to keep in each pruned layer.
+
+    Args:
+        model: a functional or Sequential model (not wrapped for magnitude pruning).
+        amount: fraction of each layer's filters to remove, in [0, 1), or `{layer_name: fraction}`.
+        layers: layer names to prune; `None` = every prunable Conv/Dense layer (see
+            `prunable_filters`), or the keys of `amount` when it is a dict.
+        criterion: see `filter_importance`.
+        round_to: round the number of kept filters up to a multiple of this (hardware friendly).
+        min_filters: never keep fewer filters than this.
+
+    Returns:
+        `{layer_name: sorted indices of the kept channels}`.
+    """
+    _check_graph_model(model, "select_filters")
+    _check_no_wrappers(model)
+    status = prunable_filters(model)
+    if isinstance(amount, Mapping):
+        amounts = dict(amount)
+        names = list(amounts) if layers is None else list(layers)
+    else:
+        names = [n for n, why in status.items() if why is None] if layers is None else list(layers)
+        amounts = {n: amount for n in names}
+    if int(round_to) < 1 or int(min_filters) < 1:
+        raise ValueError(
+            f"`round_to` and `min_filters` must be >= 1, received {round_to}, {min_filters}."
+        )
+    keep = {}
+    for name in names:
+        if name not in status:
+            raise ValueError(f"`layers`: '{name}' is not a Conv/Dense layer of '{model.name}'.")
+        if status[name] is not None:
+            raise ValueError(f"Layer '{name}' cannot be pruned: {status[name]}.")
+        fraction = float(amounts.get(name, 0.0))
+        if not 0.0 <= fraction < 1.0:
+            raise ValueError(f"`amount` for '{name}' must be in [0, 1), received {fraction}.")
+        scores = filter_importance(model, name, criterion)
+        n = scores.size
+        n_keep = n - int(round(fraction * n))
+        n_keep = int(np.ceil(n_keep / round_to) * round_to)
+        n_keep = min(n, max(n_keep, int(min_filters)))
+        # Stable sort of -score: equal scores keep the lower channel index.
+        order = np.argsort(-scores, kind="stable")
+        keep[name] = np.sort(order[:n_keep])
+    return keep
+
+
+def _slice_preserving(layer, keep: np.ndarray, n_channels: int) -> list[np.ndarray]:
+    values = []
+    for variable in layer.weights:
+        value = keras.ops.convert_to_numpy(variable)
+        if isinstance(layer, keras.layers.DepthwiseConv2D):
+            if variable.name == "kernel":  # (kh, kw, C, multiplier)
+                value = value[:, :, keep, :]
+            elif variable.name == "bias":  # (C * multiplier,), channel-major
+                value = value.reshape(n_channels, -1)[keep].ravel()
+        elif value.ndim and value.shape[-1] == n_channels:
+            value = value[..., keep]
+        values.append(value)
+    return values
+
+
+def remove_filters(model: keras.Model, keep: Mapping[str, Iterable[int]]) -> keras.Model:
+    """Rebuild `model` keeping only the listed output channels of the listed layers.
+
+    Following layers are rewired: BatchNormalization/L2Normalization/PReLU/DepthwiseConv2D
+    weights are sliced along the channel axis and the consuming Conv/Dense kernels lose the
+    matching input rows.
+
+    Args:
+        model: the dense model (left untouched).
+        keep: `{producer_layer_name: indices of the channels to keep}` (e.g. from
+            `select_filters`).
+
+    Returns:
+        A new, smaller model with the same layer names, inputs and output shapes.
+    """
+    _check_graph_model(model, "remove_filters")
+    _check_no_wrappers(model)
+    graph = _Graph(model)
+    out_keep: dict[str, np.ndarray] = {}
+    in_keep: dict[str, np.ndarray] = {}
+    preserved: dict[str, tuple[np.ndarray, int]] = {}
+    for name, indices in keep.items():
+        if name not in graph.layers:
+            raise ValueError(f"`keep`: no layer named '{name}' in model '{model.name}'.")
+        traced = graph.trace(name)
+        if isinstance(traced, str):
+            raise ValueError(f"Layer '{name}' cannot be pruned: {traced}.")
+        n = int(graph.layers[name].kernel.shape[-1])
+        idx = np.asarray(sorted({int(i) for i in indices}), dtype=np.int64)
+        if idx.size == 0 or idx[0] < 0 or idx[-1] >= n:
+            raise ValueError(
+                f"`keep['{name}']` must hold 1..{n} channel indices in [0, {n}), "
+                f"received {list(indices)}."
+            )
+        out_keep[name] = idx
+        for layer in traced[0]:
+            preserved[layer.name] = (idx, n)
+        for layer in traced[1]:
+            in_keep[layer.name] = idx
+
+    copies = {}
+
+    def clone(layer):
+        if layer.name in out_keep:
+            config = layer.get_config()
+            key = "units" if isinstance(layer, keras.layers.Dense) else "filters"
+            config[key] = int(out_keep[layer.name].size)
+            new = layer.__class__.from_config(config)
+        else:
+            new = _fresh_copy(layer)
+        copies[layer.name] = (layer, new)
+        return new
+
+    smaller = keras.models.clone_model(model, clone_function=clone)
+    for old, new in copies.values():
+        if new is old:
+            continue
+        if old.name in preserved:
+            idx, n = preserved[old.name]
+            new.set_weights(_slice_preserving(old, idx, n))
+            continue
+        values = []
+        for variable in old.weights:
+            value = keras.ops.convert_to_numpy(variable)
+            if variable.name == "kernel":
+                if old.name in in_keep:
+                    value = np.take(value, in_keep[old.name], axis=-2)
+                if old.name in out_keep:
+                    value = np.take(value, out_keep[old.name], axis=-1)
+            elif variable.name == "bias" and old.name in out_keep:
+                value = value[out_keep[old.name]]
+            values.append(value)
+        new.set_weights(values)
+    return smaller
+
+
+def prune_filters(
+    model: keras.Model,
+    amount: float | Mapping[str, float] = 0.5,
+    layers: Iterable[str] | None = None,
+    criterion: str | Callable = "l1",
+    round_to: int = 1,
+    min_filters: int = 1,
+) -> keras.Model:
+    """`remove_filters(model, select_filters(model, ...))`: one call from dense to small.
+
+    Example: `prune_filters(build_model(**SSD7_UDACITY), 0.5, criterion="bn_gamma")` halves
+    conv1..conv7 of SSD7; the heads keep their width.
+    """
+    keep = select_filters(model, amount, layers, criterion, round_to, min_filters)
+    return remove_filters(model, keep)
+
+
+def filter_pruning_report(original: keras.Model, pruned: keras.Model) -> list[dict]:
+    """Per-layer filters and parameters before/after, plus a `'total'` row.
+
+    Returns:
+        Dicts with `layer`, `filters_before`, `filters_after`, `params_before`, `params_after`.
+    """
+    rows = []
+    for layer in original.layers:
+        if not isinstance(layer, _PRODUCERS):
+            continue
+        other = pruned.get_layer(layer.name)
+        rows.append(
+            {
+                "layer": layer.name,
+                "filters_before": int(layer.kernel.shape[-1]),
+                "filters_after": int(other.kernel.shape[-1]),
+                "params_before": int(layer.count_params()),
+                "params_after": int(other.count_params()),
+            }
+        )
+    rows.append(
+        {
+            "layer": "total",
+            "filters_before": sum(r["filters_before"] for r in rows),
+            "filters_after": sum(r["filters_after"] for r in rows),
+            "params_before": int(original.count_params()),
+            "params_after": int(pruned.count_params()),
+        }
+    )
+    return rows
