@@ -1,0 +1,601 @@
+"""Decodes SSD model output into detections, with greedy non-maximum suppression (numpy).
+
+- `decode_detections`: per class, confidence ``> confidence_thresh``, greedy NMS, then the
+  ``top_k`` most confident detections over all classes (the original ssd_keras algorithm).
+- `decode_detections_fast`: one class per anchor (argmax over all classes, background included),
+  confidence ``>= confidence_thresh``, one class-agnostic greedy NMS.
+- `greedy_nms`: class-agnostic greedy NMS of already decoded detections.
+- `apply_inverse_transforms`: maps detections back to the original images (the hook the
+  evaluator and inference use; both decoders also take ``inverse_transforms=``).
+
+Detections are rows ``[class_id, confidence, xmin, ymin, xmax, ymax]`` (absolute pixels when
+``normalize_coords``), one ``(k, 6)`` array per image, **sorted by descending confidence** (the
+original returned the ``top_k`` rows in arbitrary order; ties keep class order, then anchor order).
+
+Greedy NMS here gives exactly the original's result: boxes are visited by descending confidence
+(ties: lowest index first), a box is dropped when its IoU with an already kept box is ``>
+iou_threshold`` (so an IoU equal to the threshold is kept), and the IoUs come from
+`bounding_box_utils.iou` in the input's float type, as in the original. It is not a python loop
+over boxes, though: the pairs of boxes that could overlap by more than the threshold are found with
+a sort-and-search over size buckets (IoU > t needs both side ratios > t and centres closer than
+``(w1 + w2) / 2 - t * max(w1, w2)``), their IoUs are computed in one vectorised call, and the greedy
+selection on that sparse graph is resolved in rounds (a box is kept once every higher-ranked
+neighbour is decided and none is kept). The geometry is shared by all classes of an image, since
+the classes of one anchor share its box.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import numpy as np
+
+from bounding_box_utils.bounding_box_utils import border_offset, check_coords, iou
+
+__all__ = [
+    "apply_inverse_transforms",
+    "decode_detections",
+    "decode_detections_fast",
+    "decode_boxes",
+    "greedy_nms",
+]
+
+
+# --------------------------------------------------------------------------------------------
+# Box decoding
+# --------------------------------------------------------------------------------------------
+
+
+def decode_boxes(
+    y_pred: np.ndarray,
+    input_coords: str = "centroids",
+    normalize_coords: bool = True,
+    img_height: float | None = None,
+    img_width: float | None = None,
+) -> np.ndarray:
+    """Turns the predicted offsets into boxes (the original's operations, in the input's dtype).
+
+    Args:
+        y_pred: ``(batch, n_anchors, n_classes + 1 + 12)`` model output: ``[class scores |
+            4 offsets | 4 anchor coordinates | 4 variances]``.
+        input_coords: the anchor/offset format: ``'centroids'``, ``'minmax'`` or ``'corners'``.
+        normalize_coords: the anchors are relative; multiply by ``img_width``/``img_height``.
+        img_height, img_width: needed with ``normalize_coords``.
+
+    Returns:
+        ``(batch, n_anchors, 4)`` boxes ``[xmin, ymin, xmax, ymax]``.
+    """
+    y_pred = _check_y_pred(y_pred)
+    check_coords(input_coords, "input_coords")
+    if normalize_coords and (img_height is None or img_width is None):
+        raise ValueError(
+            "normalize_coords=True needs img_height and img_width, got "
+            f"img_height={img_height!r}, img_width={img_width!r}"
+        )
+    boxes = y_pred[:, :, -12:-8].copy()
+    anchors = y_pred[:, :, -8:-4]
+    variances = y_pred[:, :, -4:]
+    if input_coords == "centroids":
+        boxes[:, :, [2, 3]] = np.exp(boxes[:, :, [2, 3]] * variances[:, :, [2, 3]])
+        boxes[:, :, [2, 3]] *= anchors[:, :, [2, 3]]
+        boxes[:, :, [0, 1]] *= variances[:, :, [0, 1]] * anchors[:, :, [2, 3]]
+        boxes[:, :, [0, 1]] += anchors[:, :, [0, 1]]
+        cx, cy, w, h = boxes[..., 0], boxes[..., 1], boxes[..., 2], boxes[..., 3]
+        boxes = np.stack([cx - w / 2.0, cy - h / 2.0, cx + w / 2.0, cy + h / 2.0], axis=-1)
+    elif input_coords == "minmax":
+        boxes *= variances
+        boxes[:, :, [0, 1]] *= (anchors[:, :, 1] - anchors[:, :, 0])[..., None]
+        boxes[:, :, [2, 3]] *= (anchors[:, :, 3] - anchors[:, :, 2])[..., None]
+        boxes += anchors
+        boxes = boxes[:, :, [0, 2, 1, 3]]
+    else:  # corners
+        boxes *= variances
+        boxes[:, :, [0, 2]] *= (anchors[:, :, 2] - anchors[:, :, 0])[..., None]
+        boxes[:, :, [1, 3]] *= (anchors[:, :, 3] - anchors[:, :, 1])[..., None]
+        boxes += anchors
+    if normalize_coords:
+        boxes[:, :, [0, 2]] *= img_width
+        boxes[:, :, [1, 3]] *= img_height
+    return boxes
+
+
+def _check_y_pred(y_pred) -> np.ndarray:
+    y_pred = np.asarray(y_pred)
+    if not np.issubdtype(y_pred.dtype, np.floating):
+        y_pred = y_pred.astype(np.float64)
+    if y_pred.ndim != 3 or y_pred.shape[-1] < 14:
+        raise ValueError(
+            "y_pred must have shape (batch, n_anchors, n_classes + 1 + 12) with at least one "
+            f"object class, got {y_pred.shape}"
+        )
+    return y_pred
+
+
+# --------------------------------------------------------------------------------------------
+# Decoders
+# --------------------------------------------------------------------------------------------
+
+
+def decode_detections(
+    y_pred,
+    confidence_thresh: float = 0.01,
+    iou_threshold: float = 0.45,
+    top_k: int | str = 200,
+    input_coords: str = "centroids",
+    normalize_coords: bool = True,
+    img_height: float | None = None,
+    img_width: float | None = None,
+    border_pixels: str = "half",
+    inverse_transforms: Sequence[Sequence[Callable | None]] | None = None,
+) -> list[np.ndarray]:
+    """Decodes raw SSD output into detections, with per-class greedy NMS.
+
+    For every object class (1..n_classes): keep the anchors with confidence ``>
+    confidence_thresh``, run greedy NMS on their boxes (drop a box whose IoU with a kept box is
+    ``> iou_threshold``); then keep the ``top_k`` most confident detections over all classes.
+
+    Args:
+        y_pred: ``(batch, n_anchors, n_classes + 1 + 12)`` model output (softmax scores,
+            offsets, anchors, variances), as from the training-mode model.
+        confidence_thresh: per-class confidence a detection must exceed.
+        iou_threshold: NMS drops boxes whose IoU with a kept box of the same class exceeds it.
+        top_k: the number of detections kept per image, or ``'all'``.
+        input_coords: the model's box format: ``'centroids'``, ``'minmax'`` or ``'corners'``.
+        normalize_coords: the model predicts relative coordinates; multiply by the image size.
+        img_height, img_width: the model input size (needed with ``normalize_coords``).
+        border_pixels: ``'half'``, ``'include'`` or ``'exclude'``, for the NMS IoU.
+        inverse_transforms: optional, per image, a list of callables (e.g. from the data
+            generator's ``returns={'inverse_transform'}``) applied in order to its detections,
+            mapping them back to the original image.
+
+    Returns:
+        A list with one float64 ``(k, 6)`` array per image, rows ``[class_id, confidence, xmin,
+        ymin, xmax, ymax]`` sorted by descending confidence, ``k <= top_k``. An image without
+        detections gives shape ``(0, 6)`` (the original gave ``(0,)``).
+
+    Example:
+        >>> detections = decode_detections(y_pred, img_height=300, img_width=300)
+        >>> detections[0][:, 1]  # confidences of image 0, descending
+    """
+    y_pred = _check_y_pred(y_pred)
+    _check_top_k(top_k)
+    border_offset(border_pixels)
+    boxes = decode_boxes(y_pred, input_coords, normalize_coords, img_height, img_width)
+    scores = y_pred[:, :, 1:-12]  # (B, N, n_classes): classes 1..n_classes
+    results = []
+    for b in range(len(y_pred)):
+        candidates = scores[b] > confidence_thresh  # (N, C)
+        anchor_idx, class_idx = np.nonzero(candidates)  # anchor-major
+        order = np.lexsort((anchor_idx, -scores[b][anchor_idx, class_idx], class_idx))
+        anchor_idx, class_idx = anchor_idx[order], class_idx[order]  # class, -conf, anchor
+        conf = scores[b][anchor_idx, class_idx]
+        keep = _grouped_greedy_nms(
+            boxes[b], anchor_idx, class_idx, candidates, iou_threshold, border_pixels
+        )
+        rows = np.empty((int(keep.sum()), 6), dtype=np.float64)
+        rows[:, 0] = class_idx[keep] + 1
+        rows[:, 1] = conf[keep]
+        rows[:, 2:] = boxes[b][anchor_idx[keep]]
+        results.append(_top_k(rows, top_k))
+    if inverse_transforms is not None:
+        results = apply_inverse_transforms(results, inverse_transforms)
+    return results
+
+
+def decode_detections_fast(
+    y_pred,
+    confidence_thresh: float = 0.5,
+    iou_threshold: float = 0.45,
+    top_k: int | str = "all",
+    input_coords: str = "centroids",
+    normalize_coords: bool = True,
+    img_height: float | None = None,
+    img_width: float | None = None,
+    border_pixels: str = "half",
+    inverse_transforms: Sequence[Sequence[Callable | None]] | None = None,
+) -> list[np.ndarray]:
+    """Decodes raw SSD output with one class per anchor and one class-agnostic NMS.
+
+    Each anchor's class is the argmax over all scores, background included; background anchors
+    are dropped, the rest need confidence ``>= confidence_thresh`` (note: ``>=``, unlike
+    `decode_detections`, as in the original), then one greedy NMS over all classes together
+    (skipped when ``iou_threshold`` is 0 or None), then ``top_k``.
+
+    Args:
+        y_pred, input_coords, normalize_coords, img_height, img_width, border_pixels,
+            inverse_transforms: as in `decode_detections`.
+        confidence_thresh: the minimum winning score.
+        iou_threshold: NMS drops boxes whose IoU with a kept box (of any class) exceeds it.
+        top_k: the number of detections kept per image, or ``'all'``.
+
+    Returns:
+        A list with one ``(k, 6)`` array per image (the input's float dtype), rows ``[class_id,
+        confidence, xmin, ymin, xmax, ymax]`` sorted by descending confidence.
+    """
+    y_pred = _check_y_pred(y_pred)
+    _check_top_k(top_k)
+    border_offset(border_pixels)
+    boxes = decode_boxes(y_pred, input_coords, normalize_coords, img_height, img_width)
+    class_scores = y_pred[:, :, :-12]
+    class_ids = np.argmax(class_scores, axis=-1)
+    confidences = np.max(class_scores, axis=-1)
+    results = []
+    for b in range(len(y_pred)):
+        selected = np.nonzero((class_ids[b] != 0) & (confidences[b] >= confidence_thresh))[0]
+        rows = np.empty((len(selected), 6), dtype=y_pred.dtype)
+        rows[:, 0] = class_ids[b][selected]
+        rows[:, 1] = confidences[b][selected]
+        rows[:, 2:] = boxes[b][selected]
+        if iou_threshold:
+            rows = _greedy_nms_rows(rows, iou_threshold, border_pixels)
+        else:
+            rows = rows[np.argsort(-rows[:, 1], kind="stable")]
+        results.append(_top_k(rows, top_k))
+    if inverse_transforms is not None:
+        results = apply_inverse_transforms(results, inverse_transforms)
+    return results
+
+
+def greedy_nms(
+    y_pred_decoded,
+    iou_threshold: float = 0.45,
+    coords: str = "corners",
+    border_pixels: str = "half",
+) -> list[np.ndarray]:
+    """Class-agnostic greedy NMS of decoded detections, per image.
+
+    Repeatedly keeps the most confident remaining row (ties: the earliest) and drops every
+    remaining row whose IoU with it is ``> iou_threshold``.
+
+    Args:
+        y_pred_decoded: per image, a ``(k, 6)`` array of rows ``[class_id, confidence, box]``
+            with the box in ``coords`` format.
+        iou_threshold: suppression threshold (an IoU equal to it is kept).
+        coords: the box format: ``'corners'``, ``'centroids'`` or ``'minmax'``.
+        border_pixels: ``'half'``, ``'include'`` or ``'exclude'``.
+
+    Returns:
+        Per image, the kept rows in the order kept (descending confidence), dtype of the input.
+        An empty image gives ``(0, 6)`` (the original gave ``(0,)``).
+    """
+    check_coords(coords)
+    border_offset(border_pixels)
+    results = []
+    for i, rows in enumerate(y_pred_decoded):
+        rows = np.asarray(rows)
+        if not np.issubdtype(rows.dtype, np.floating):
+            rows = rows.astype(np.float64)
+        if rows.size == 0:
+            results.append(np.zeros((0, 6), dtype=rows.dtype))
+            continue
+        if rows.ndim != 2 or rows.shape[1] != 6:
+            raise ValueError(
+                f"y_pred_decoded[{i}] must have shape (k, 6) = [class_id, confidence, box], "
+                f"got {rows.shape}"
+            )
+        results.append(_greedy_nms_rows(rows, iou_threshold, border_pixels, coords))
+    return results
+
+
+def apply_inverse_transforms(y_pred_decoded, inverse_transforms) -> list[np.ndarray]:
+    """Maps decoded detections back to the original images.
+
+    Args:
+        y_pred_decoded: per image, a ``(k, 6)`` array ``[class_id, confidence, xmin, ymin, xmax,
+            ymax]`` (a ``(batch, k, 6)`` array also works).
+        inverse_transforms: per image, a sequence of callables ``rows -> rows`` (None entries
+            are skipped), applied in order, e.g. the inverters the data generator returns.
+
+    Returns:
+        A new list of arrays; the input is not modified. Images without detections are passed
+        through unchanged.
+    """
+    if len(inverse_transforms) != len(y_pred_decoded):
+        raise ValueError(
+            f"inverse_transforms has {len(inverse_transforms)} entries for "
+            f"{len(y_pred_decoded)} images"
+        )
+    results = []
+    for rows, inverters in zip(y_pred_decoded, inverse_transforms):
+        rows = np.array(rows, copy=True)
+        if rows.size > 0:
+            for inverter in inverters or ():
+                if inverter is not None:
+                    rows = inverter(rows)
+        results.append(rows)
+    return results
+
+
+def _check_top_k(top_k) -> None:
+    if isinstance(top_k, str):
+        if top_k != "all":
+            raise ValueError(f"top_k must be a positive integer or 'all', got {top_k!r}")
+    elif int(top_k) != top_k or top_k < 0:
+        raise ValueError(f"top_k must be a positive integer or 'all', got {top_k!r}")
+
+
+def _top_k(rows: np.ndarray, top_k) -> np.ndarray:
+    """Rows sorted by descending confidence (stable), at most ``top_k`` of them."""
+    rows = rows[np.argsort(-rows[:, 1], kind="stable")]
+    if top_k != "all" and len(rows) > top_k:
+        rows = rows[: int(top_k)]
+    return rows
+
+
+# --------------------------------------------------------------------------------------------
+# Greedy NMS machinery
+# --------------------------------------------------------------------------------------------
+
+
+def _greedy_nms_rows(
+    rows: np.ndarray, iou_threshold: float, border_pixels: str, coords: str = "corners"
+) -> np.ndarray:
+    """Class-agnostic greedy NMS of ``(k, 6)`` rows; the kept rows by descending confidence."""
+    if len(rows) == 0:
+        return rows.reshape(0, 6)
+    order = np.argsort(-rows[:, 1], kind="stable")  # the original's argmax order
+    rows = rows[order]
+    if _suppresses_everything(iou_threshold):
+        return rows[:1]
+    boxes = _corners_for_iou(rows[:, 2:], coords, border_pixels)
+    n = len(rows)
+    keep = _greedy_select(np.arange(n), *_suppression_pairs(boxes, iou_threshold, border_pixels), n)
+    return rows[keep]
+
+
+def _suppresses_everything(iou_threshold) -> bool:
+    """IoUs are >= 0, so a negative (or NaN) threshold makes every pair suppress each other."""
+    return not 0.0 <= iou_threshold
+
+
+def _corners_for_iou(boxes: np.ndarray, coords: str, border_pixels: str) -> np.ndarray:
+    """The corners `iou` itself would derive from ``boxes`` (so the IoUs are identical)."""
+    if coords == "corners":
+        return boxes
+    from bounding_box_utils.bounding_box_utils import convert_coordinates
+
+    return convert_coordinates(boxes, 0, f"{coords}2corners", border_pixels=border_pixels)
+
+
+def _grouped_greedy_nms(
+    boxes: np.ndarray,
+    anchor_idx: np.ndarray,
+    class_idx: np.ndarray,
+    candidates: np.ndarray,
+    iou_threshold: float,
+    border_pixels: str,
+) -> np.ndarray:
+    """Per-class greedy NMS where all classes share the anchors' boxes.
+
+    Args:
+        boxes: ``(N, 4)`` corners of all anchors of one image.
+        anchor_idx, class_idx: the candidate (anchor, class) nodes, sorted by class, then
+            descending confidence, then anchor (the visiting order).
+        candidates: ``(N, C)`` bool, which anchors are candidates of which class.
+
+    Returns:
+        ``(n_nodes,)`` bool: which nodes the greedy NMS of their class keeps.
+    """
+    n_nodes = len(anchor_idx)
+    if n_nodes == 0:
+        return np.zeros(0, dtype=bool)
+    if _suppresses_everything(iou_threshold):
+        keep = np.zeros(n_nodes, dtype=bool)
+        keep[np.unique(class_idx, return_index=True)[1]] = True  # the first node of each class
+        return keep
+    active = np.nonzero(candidates.any(axis=1))[0]
+    first, second = _suppression_pairs(boxes[active], iou_threshold, border_pixels)
+    first, second = active[first], active[second]  # anchor pairs that suppress each other
+    node_of = np.full(candidates.shape, -1, dtype=np.int64)
+    node_of[anchor_idx, class_idx] = np.arange(n_nodes)
+    # One edge per class in which both anchors are candidates.
+    edge, cls = np.nonzero(candidates[first] & candidates[second])
+    u = node_of[first[edge], cls]
+    v = node_of[second[edge], cls]
+    return _greedy_select(np.arange(n_nodes), u, v, n_nodes)
+
+
+def _greedy_select(rank: np.ndarray, u: np.ndarray, v: np.ndarray, n: int) -> np.ndarray:
+    """Greedy maximal independent set in the order of ``rank`` (lower rank is visited first).
+
+    Node ``x`` is kept iff no kept node of lower rank shares an edge with it: exactly the result
+    of visiting the nodes by rank and dropping the neighbours of each kept one. Resolved in
+    rounds: a node is dropped as soon as a higher-ranked neighbour is kept and kept as soon as all
+    its higher-ranked neighbours are dropped; every round decides at least the best undecided
+    node, and the edge list shrinks as nodes are decided.
+    """
+    keep = np.ones(n, dtype=bool)
+    if len(u) == 0:
+        return keep
+    src = np.where(rank[u] < rank[v], u, v)  # the higher-ranked end of each edge
+    dst = np.where(rank[u] < rank[v], v, u)
+    state = np.zeros(n, dtype=np.int8)  # 0 undecided, 1 kept, 2 dropped
+    has_pred = np.zeros(n, dtype=bool)
+    has_pred[dst] = True
+    state[~has_pred] = 1
+    while len(src):
+        s_state = state[src]
+        state[dst[s_state == 1]] = 2
+        live = (state[src] != 2) & (state[dst] == 0)
+        src, dst = src[live], dst[live]
+        blocked = np.zeros(n, dtype=bool)
+        blocked[dst] = True
+        # Undecided nodes whose predecessors are all dropped (no live edge into them) are kept.
+        newly_kept = (state == 0) & ~blocked
+        state[newly_kept] = 1
+        if not newly_kept.any() and not (s_state == 1).any():
+            break  # cannot happen for a DAG; guards against an infinite loop
+    keep = state == 1
+    return keep
+
+
+def _suppression_pairs(
+    corners: np.ndarray, iou_threshold: float, border_pixels: str
+) -> tuple[np.ndarray, np.ndarray]:
+    """All pairs ``i < j`` of boxes that suppress each other: ``not iou(i, j) <= iou_threshold``.
+
+    Args:
+        corners: ``(M, 4)`` boxes ``[xmin, ymin, xmax, ymax]`` (float; the IoUs use this dtype).
+        iou_threshold: the NMS threshold.
+        border_pixels: ``'half'``, ``'include'`` or ``'exclude'``.
+
+    Returns:
+        Two int64 arrays ``(i, j)`` of equal length.
+    """
+    m = len(corners)
+    empty = np.zeros(0, dtype=np.int64)
+    if m < 2:
+        return empty, empty
+    d = border_offset(border_pixels)
+    corners64 = corners.astype(np.float64)
+    w = corners64[:, 2] - corners64[:, 0] + d
+    h = corners64[:, 3] - corners64[:, 1] + d
+    regular = np.isfinite(corners64).all(axis=1) & (w > 0) & (h > 0)
+    # IoU > t > 0 needs overlapping boxes of similar size; a threshold >= 1 can only be exceeded
+    # through rounding, by near-identical boxes, so a bound slightly below 1 finds those.
+    t = min(float(iou_threshold), 0.999)
+    if t <= 0 or not regular.all():
+        # Rare cases (threshold 0, zero-size or non-finite boxes): the bounds below do not
+        # hold, so every pair involving such a box is tested.
+        odd = np.arange(m) if t <= 0 else np.nonzero(~regular)[0]
+        pairs = [_all_pairs_with(corners, odd, iou_threshold, border_pixels)]
+        if t > 0:
+            ok = np.nonzero(regular)[0]
+            i, j = _candidate_pairs(corners64[ok], w[ok], h[ok], t)
+            pairs.append(_filter_pairs(corners, ok[i], ok[j], iou_threshold, border_pixels))
+        i = np.concatenate([p[0] for p in pairs])
+        j = np.concatenate([p[1] for p in pairs])
+        return i, j
+    i, j = _candidate_pairs(corners64, w, h, t)
+    return _filter_pairs(corners, i, j, iou_threshold, border_pixels)
+
+
+def _filter_pairs(corners, i, j, iou_threshold, border_pixels):
+    if len(i) == 0:
+        return i, j
+    ious = iou(corners[i], corners[j], "corners", "element-wise", border_pixels)
+    suppress = ~(ious <= iou_threshold)
+    return i[suppress], j[suppress]
+
+
+def _all_pairs_with(corners, odd, iou_threshold, border_pixels):
+    """Pairs ``i < j`` with at least one end in ``odd``, tested exhaustively."""
+    m = len(corners)
+    others = np.arange(m)
+    i_all, j_all = [], []
+    is_odd = np.zeros(m, dtype=bool)
+    is_odd[odd] = True
+    chunk = max(1, 2_000_000 // max(m, 1))
+    for start in range(0, len(odd), chunk):
+        rows = odd[start : start + chunk]
+        i = np.repeat(rows, m)
+        j = np.tile(others, len(rows))
+        # Keep each unordered pair once: i < j, or j is not odd (then only found from i).
+        sel = (i != j) & ((i < j) | ~is_odd[j])
+        i, j = i[sel], j[sel]
+        i, j = _filter_pairs(corners, i, j, iou_threshold, border_pixels)
+        i_all.append(np.minimum(i, j))
+        j_all.append(np.maximum(i, j))
+    return np.concatenate(i_all), np.concatenate(j_all)
+
+
+def _candidate_pairs(corners, w, h, t):
+    """A superset of the pairs ``i < j`` of regular boxes (``w, h > 0``) with IoU > t.
+
+    Uses two necessary conditions of IoU > t (0 < t < 1), with the side lengths including the
+    border term: (a) ``t < w_i / w_j < 1 / t`` and the same for the heights, since the IoU is at
+    most the ratio of the smaller to the larger side; (b) ``|cx_i - cx_j| < (w_i + w_j) / 2 -
+    t * max(w_i, w_j)`` and the same in y, since the overlap width must exceed ``t`` times the
+    larger width. Boxes are bucketed by ``(log w, log h)`` in steps of ``log(1 / t)`` (so partners
+    are at most one bucket apart), each bucket is cut into horizontal bands and sorted by ``cx``;
+    every box then searches the neighbouring buckets' bands for its x-window.
+    """
+    cx = (corners[:, 0] + corners[:, 2]) / 2.0
+    cy = (corners[:, 1] + corners[:, 3]) / 2.0
+    step = np.log(1.0 / t) * (1 + 1e-9) + 1e-12
+    bw = np.floor(np.log(w) / step).astype(np.int64)
+    bh = np.floor(np.log(h) / step).astype(np.int64)
+    bw -= bw.min()
+    bh -= bh.min()
+    n_bh = int(bh.max()) + 1
+    bucket = bw * n_bh + bh  # (M,)
+    n_buckets = int(bucket.max()) + 1
+
+    # Per-bucket size ranges (tighter than the bucket edges).
+    w_min = np.full(n_buckets, np.inf)
+    w_max = np.zeros(n_buckets)
+    h_min = np.full(n_buckets, np.inf)
+    h_max = np.zeros(n_buckets)
+    np.minimum.at(w_min, bucket, w)
+    np.maximum.at(w_max, bucket, w)
+    np.minimum.at(h_min, bucket, h)
+    np.maximum.at(h_max, bucket, h)
+
+    # Bands: a bucket's band height is its largest possible y-window radius, so a window spans
+    # at most 3 bands.
+    x0, y0 = cx.min(), cy.min()
+    band_h = np.maximum((h_max + h_max / t) / 2.0 - t * h_max, 1e-12) * (1 + 1e-6)
+    band = np.floor((cy - y0) / band_h[bucket]).astype(np.int64)
+    n_bands = int(band.max()) + 1
+    group = bucket * n_bands + band  # (M,) int64
+    span = (cx.max() - x0) + 4.0 * (w_max.max() / t) + 1.0
+    order = np.lexsort((cx, group))
+    group_sorted = group[order]
+    groups = np.unique(group_sorted)
+    group_rank = np.searchsorted(groups, group_sorted)
+    keys = group_rank * span + (cx[order] - x0)
+
+    # Queries: (box, neighbour bucket, band).
+    occupied = np.zeros(n_buckets, dtype=bool)
+    occupied[bucket] = True
+    q_box, q_bucket = [], []
+    for dbw in (-1, 0, 1):
+        for dbh in (-1, 0, 1):
+            nbw, nbh = bw + dbw, bh + dbh
+            ok = (nbw >= 0) & (nbh >= 0) & (nbh < n_bh)
+            nb = np.where(ok, nbw * n_bh + nbh, 0)
+            ok &= nb < n_buckets
+            ok[ok] &= occupied[nb[ok]]
+            q_box.append(np.nonzero(ok)[0])
+            q_bucket.append(nb[ok])
+    q_box = np.concatenate(q_box)
+    q_bucket = np.concatenate(q_bucket)
+    wi, hi = w[q_box], h[q_box]
+    rx = (wi + w_max[q_bucket]) / 2.0 - t * np.maximum(wi, w_min[q_bucket])
+    ry = (hi + h_max[q_bucket]) / 2.0 - t * np.maximum(hi, h_min[q_bucket])
+    # Slack for rounding: the exact IoU test below decides; the windows only need to be wide.
+    rx += 1e-6 * (wi + w_max[q_bucket]) + 1e-9 * np.abs(cx[q_box])
+    ry += 1e-6 * (hi + h_max[q_bucket]) + 1e-9 * np.abs(cy[q_box])
+    live = (rx > 0) & (ry > 0)
+    q_box, q_bucket, rx, ry = q_box[live], q_bucket[live], rx[live], ry[live]
+    bh_q = band_h[q_bucket]
+    band_lo = np.floor((cy[q_box] - ry - y0) / bh_q).astype(np.int64)
+    band_hi = np.floor((cy[q_box] + ry - y0) / bh_q).astype(np.int64)
+    band_lo = np.maximum(band_lo, 0)
+    band_hi = np.minimum(band_hi, n_bands - 1)
+    n_q_bands = band_hi - band_lo + 1
+    rep = np.maximum(n_q_bands, 0)
+    qi = np.repeat(np.arange(len(q_box)), rep)
+    q_band = band_lo[qi] + (np.arange(len(qi)) - np.repeat(np.cumsum(rep) - rep, rep))
+    q_group = q_bucket[qi] * n_bands + q_band
+    pos = np.searchsorted(groups, q_group)
+    pos = np.minimum(pos, len(groups) - 1)
+    found = groups[pos] == q_group
+    qi, pos = qi[found], pos[found]
+    base = pos * span + (cx[q_box[qi]] - x0)
+    lo = np.searchsorted(keys, base - rx[qi], side="left")
+    hi_idx = np.searchsorted(keys, base + rx[qi], side="right")
+    counts = hi_idx - lo
+    nonzero = counts > 0
+    qi, lo, counts = qi[nonzero], lo[nonzero], counts[nonzero]
+    total = int(counts.sum())
+    if total == 0:
+        empty = np.zeros(0, dtype=np.int64)
+        return empty, empty
+    offsets = np.arange(total) - np.repeat(np.cumsum(counts) - counts, counts)
+    j = order[np.repeat(lo, counts) + offsets]
+    i = np.repeat(q_box[qi], counts)
+    # Exact y-window and one direction per pair.
+    dy = np.abs(cy[i] - cy[j])
+    keep = (i < j) & (dy < np.repeat(ry[qi], counts))
+    return i[keep], j[keep]
