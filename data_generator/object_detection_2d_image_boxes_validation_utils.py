@@ -170,14 +170,8 @@ class BoxFilter:
         lower, upper = self._bounds()
         boxes = labels[:, [xmin, ymin, xmax, ymax]]
         if self.overlap_criterion == "iou":
-            image_box = np.tile([0.0, 0.0, width, height], (len(boxes), 1))
-            overlaps = iou(
-                image_box,
-                boxes,
-                coords="corners",
-                mode="element-wise",
-                border_pixels=self.border_pixels,
-            )
+            image_box = np.array([0.0, 0.0, width, height])
+            overlaps = iou(image_box, boxes, coords="corners", border_pixels=self.border_pixels)[0]
             return (overlaps > lower) & (overlaps <= upper)
 
         d = border_offset(self.border_pixels)

@@ -86,6 +86,33 @@ def check_prob(prob: float, name: str = "prob") -> float:
     return prob
 
 
+def call_transform(transform, image, labels=None, return_inverter: bool = False):
+    """Calls one transform and always returns ``(image, labels, inverter)``.
+
+    ``labels`` stays ``None`` when it was ``None``; ``inverter`` is ``None`` unless requested (the
+    transform must then accept ``return_inverter``). This lets a chain run the same loop for
+    training (with labels) and inference (without).
+    """
+    if return_inverter:
+        out = transform(image, labels, return_inverter=True)
+    else:
+        out = transform(image, labels)
+    if labels is None:
+        image, inverter = out if return_inverter else (out, None)
+        return image, None, inverter
+    if return_inverter:
+        return out
+    image, labels = out
+    return image, labels, None
+
+
+def set_labels_format(transforms, labels_format: Mapping[str, int]) -> None:
+    """Hands ``labels_format`` to every transform of a chain that has one."""
+    for transform in transforms:
+        if hasattr(transform, "labels_format"):
+            transform.labels_format = labels_format
+
+
 def apply_inverse_transforms(
     y_pred_decoded: np.ndarray | Sequence[np.ndarray],
     inverse_transforms: Sequence[Inverter | None] | Sequence[Sequence[Inverter | None]],

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
+import cv2
 import numpy as np
 
 from data_generator.object_detection_2d_image_boxes_validation_utils import (
@@ -197,14 +198,28 @@ class CropPad:
         self.background = background
         self.labels_format = resolve_labels_format(labels_format)
 
-    def _canvas(self, image: np.ndarray) -> np.ndarray:
-        shape = (self.patch_height, self.patch_width) + image.shape[2:]
-        canvas = np.empty(shape, dtype=image.dtype)
-        background = np.asarray(self.background)
-        if image.ndim == 3 and background.size == image.shape[2]:
-            canvas[:] = background
-        else:
-            canvas[:] = background.flat[0]
+    def _fill_value(self, channels: int) -> tuple[float, ...]:
+        background = np.asarray(self.background, dtype=np.float64).ravel()
+        if background.size != channels:
+            background = np.full(channels, background[0])
+        return tuple(background.tolist())
+
+    def _place(self, part: np.ndarray, top: int, bottom: int, left: int, right: int) -> np.ndarray:
+        """``part`` with ``background`` margins of the given widths around it."""
+        channels = 1 if part.ndim == 2 else part.shape[2]
+        value = self._fill_value(channels)
+        if channels <= 4:
+            # OpenCV writes only the margins (a numpy fill of the whole canvas was the hot spot
+            # of the 4x expansion in the SSD chain).
+            border_value = value + (0.0,) * (4 - channels)
+            placed = cv2.copyMakeBorder(
+                part, top, bottom, left, right, cv2.BORDER_CONSTANT, value=border_value
+            )
+            return placed[:, :, None] if part.ndim == 3 and placed.ndim == 2 else placed
+        canvas = np.empty((top + part.shape[0] + bottom, left + part.shape[1] + right, channels))
+        canvas = canvas.astype(part.dtype)
+        canvas[:] = value
+        canvas[top : top + part.shape[0], left : left + part.shape[1]] = part
         return canvas
 
     def __call__(self, image, labels=None, return_inverter: bool = False):
@@ -224,8 +239,13 @@ class CropPad:
                 f"width={self.patch_width}) does not overlap the image of size "
                 f"{img_height}x{img_width}"
             )
-        canvas = self._canvas(image)
-        canvas[y0 - ymin0 : y1 - ymin0, x0 - xmin0 : x1 - xmin0] = image[y0:y1, x0:x1]
+        canvas = self._place(
+            np.ascontiguousarray(image[y0:y1, x0:x1]),
+            top=y0 - ymin0,
+            bottom=ymin0 + self.patch_height - y1,
+            left=x0 - xmin0,
+            right=xmin0 + self.patch_width - x1,
+        )
 
         xmin, ymin, xmax, ymax = corner_indices(self.labels_format)
         inverter = None
