@@ -36,8 +36,9 @@ class LegacyWeightsReport:
         missing_in_file: model layers that have weights but no group in the file (left as they
             were, e.g. freshly initialised heads).
         unused_in_file: file layers with weights that the model has no layer for.
-        mismatched: ``(layer, weight, shape in file, shape in model)`` for layers skipped because
-            a shape (or the number of weights) differs; only filled with ``skip_mismatch=True``.
+        mismatched: ``(layer, weight, shape in file, shape in model)``, one entry per weight that
+            does not fit (or one per layer whose number of weights differs); such layers are left
+            as they were. Only filled with ``skip_mismatch=True``.
     """
 
     filepath: str

@@ -228,6 +228,7 @@ def decode_outputs(
     """The model output for ``mode``: the raw predictions, or the decoded ``(batch, top_k, 6)``."""
     if mode == "training":
         return predictions
+    # Imported here so that training-mode models need only AnchorBoxes and L2Normalization.
     from keras_layers.keras_layer_DecodeDetections import DecodeDetections
     from keras_layers.keras_layer_DecodeDetectionsFast import DecodeDetectionsFast
 
