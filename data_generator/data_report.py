@@ -88,10 +88,10 @@ class DataReport:
             )
         return "\n".join(lines)
 
-    def emit(self) -> None:
+    def emit(self, stacklevel: int = 3) -> None:
         """Warns once with the summary (nothing when there are no issues)."""
         if self.issues:
-            warnings.warn(self.summary(), DataWarning, stacklevel=3)
+            warnings.warn(self.summary(), DataWarning, stacklevel=stacklevel)
 
     def raise_errors(self) -> None:
         """Raises a DataValidationError listing the issues whose action is "error", if any."""

@@ -6,10 +6,10 @@ when called, so the rest of the package stays numpy + OpenCV.
 Reproducibility: the order of epoch ``e`` is ``default_rng([seed, e]).permutation(n)`` and batch
 ``i`` of that epoch is a pure function of ``(seed, e, i)``: before building it, every
 transformation (and, recursively, the transformations it holds, as chains do) that has a
-``reseed(seed)`` method is called with a seed derived from ``(seed, e, i)``, and one that has an
-``rng`` attribute holding a ``numpy.random.Generator`` gets a fresh one from that seed. So with
-workers (threads or processes) the batches are the same as with none. Thread workers each use
-their own copy of the transformations.
+``reseed(seed)`` method is called with a seed derived from ``(seed, e, i)``, and every
+``numpy.random.Generator`` held in an ``rng`` attribute is re-seeded in place from it (the ops of
+this package take ``rng``). So with workers (threads or processes) the batches are the same as
+with none. Thread workers each use their own copy of the transformations.
 """
 
 from __future__ import annotations
@@ -28,14 +28,19 @@ _MAX_DEPTH = 4
 
 
 def reseed_transformations(transformations: Sequence[Callable], seed: Sequence[int]) -> int:
-    """Re-seeds the random generators of ``transformations`` (and of those they hold).
+    """Re-seeds, in place, the random generators of ``transformations`` and of those they hold.
+
+    Every distinct ``numpy.random.Generator`` found in an ``rng`` attribute (of a transformation,
+    or of an object it holds directly or in a list/tuple, a few levels deep) gets the state of a
+    fresh generator seeded from ``seed``; a generator shared by several ops (as the chains share
+    theirs) stays shared. An object with a ``reseed(int)`` method is called instead.
 
     Args:
         transformations: the transformation objects.
         seed: entropy for ``numpy.random.SeedSequence`` (e.g. ``[seed, epoch, batch]``).
 
     Returns:
-        How many random generators were re-seeded.
+        How many generators (or ``reseed`` methods) were re-seeded.
     """
     sequence = np.random.SeedSequence(list(seed))
     visited: set[int] = set()
@@ -47,22 +52,23 @@ def reseed_transformations(transformations: Sequence[Callable], seed: Sequence[i
             return
         visited.add(id(obj))
         reseed = getattr(obj, "reseed", None)
+        rng = getattr(obj, "rng", None)
         if callable(reseed) and not isinstance(obj, type):
             reseed(int(sequence.spawn(1)[0].generate_state(1)[0]))
             count += 1
-        elif isinstance(getattr(obj, "rng", None), np.random.Generator):
-            obj.rng = np.random.default_rng(sequence.spawn(1)[0])
+        elif isinstance(rng, np.random.Generator) and id(rng) not in visited:
+            visited.add(id(rng))
+            bit_generator = rng.bit_generator
+            bit_generator.state = type(bit_generator)(sequence.spawn(1)[0]).state
             count += 1
         attributes = getattr(obj, "__dict__", None)
         if not attributes:
             return
         for value in list(attributes.values()):
-            if isinstance(value, (list, tuple)):
-                for item in value:
-                    if hasattr(item, "__dict__") and callable(item):
-                        visit(item, depth + 1)
-            elif hasattr(value, "__dict__") and callable(value) and not isinstance(value, type):
-                visit(value, depth + 1)
+            items = value if isinstance(value, (list, tuple)) else (value,)
+            for item in items:
+                if callable(item) and hasattr(item, "__dict__") and not isinstance(item, type):
+                    visit(item, depth + 1)
 
     for transform in transformations:
         visit(transform, 0)

@@ -367,7 +367,7 @@ class DataGenerator:
         if bad_items == "raise":
             report.raise_errors()
         self._drop_items(missing)
-        report.emit()
+        report.emit(stacklevel=4)  # points at the caller of the parser
 
     # ------------------------------------------------------------------ Pascal VOC XML
 

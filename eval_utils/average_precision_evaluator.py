@@ -50,6 +50,7 @@ from __future__ import annotations
 import sys
 import warnings
 from collections.abc import Sequence
+from itertools import chain
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -134,6 +135,59 @@ def _label_array(labels, image_id, gt_format: dict) -> np.ndarray:
     return array
 
 
+def _flatten_ground_truth_slow(labels, eval_neutral, gt_format, image_ids):
+    """Image by image; slower, but names the image in every error."""
+    arrays, flags = [], []
+    for i, image_labels in enumerate(labels):
+        name = image_ids[i] if image_ids is not None else i
+        array = _label_array(image_labels, name, gt_format)
+        arrays.append(array)
+        k = array.shape[0]
+        if eval_neutral is None or eval_neutral[i] is None:
+            flags.append(np.zeros(k, dtype=bool))
+        else:
+            image_flags = np.asarray(eval_neutral[i], dtype=bool).reshape(-1)
+            if image_flags.shape[0] != k:
+                raise ValueError(
+                    f"eval_neutral of image {name!r} has {image_flags.shape[0]} flags for {k} boxes"
+                )
+            flags.append(image_flags)
+    width = max(gt_format.values()) + 1
+    rows = np.concatenate([a[:, :width] for a in arrays]) if arrays else np.zeros((0, width))
+    return rows, np.concatenate(flags) if flags else np.zeros(0, bool)
+
+
+def _flatten_ground_truth_fast(labels, eval_neutral, gt_format):
+    """All images at once; returns None when anything is irregular (the slow path explains)."""
+    width = max(gt_format.values()) + 1
+    try:
+        lengths = np.fromiter(
+            (0 if x is None else len(x) for x in labels), dtype=np.int64, count=len(labels)
+        )
+        nonempty = [x for x in labels if x is not None and len(x)]
+        if not nonempty:
+            rows = np.zeros((0, width))
+        elif all(isinstance(x, np.ndarray) for x in nonempty):
+            rows = np.concatenate(nonempty, axis=0).astype(np.float64, copy=False)
+        else:
+            rows = np.asarray(list(chain.from_iterable(nonempty)), dtype=np.float64)
+        if rows.ndim != 2 or rows.shape[0] != lengths.sum() or rows.shape[1] < width:
+            return None
+        if eval_neutral is None:
+            return rows, np.zeros(rows.shape[0], dtype=bool)
+        if any(f is None for f in eval_neutral):
+            return None
+        neutral_lengths = np.fromiter(
+            (len(f) for f in eval_neutral), dtype=np.int64, count=len(eval_neutral)
+        )
+        if not np.array_equal(neutral_lengths, lengths):
+            return None
+        flags = np.fromiter(chain.from_iterable(eval_neutral), dtype=bool, count=rows.shape[0])
+        return rows, flags
+    except (TypeError, ValueError):
+        return None
+
+
 def flatten_ground_truth(
     labels: Sequence,
     eval_neutral: Sequence | None = None,
@@ -152,56 +206,44 @@ def flatten_ground_truth(
     Returns:
         ``(image_index, class_id, boxes, neutral)``: ``(g,)`` int64, ``(g,)`` int64,
         ``(g, 4)`` float64 corners ``(xmin, ymin, xmax, ymax)`` and ``(g,)`` bool.
+
+    Raises:
+        ValueError: naming the image whose labels or flags have the wrong shape, or for
+            non-integer class ids.
     """
     _check_format(gt_format, ("class_id", "xmin", "ymin", "xmax", "ymax"), "gt_format")
     if eval_neutral is not None and len(eval_neutral) != len(labels):
         raise ValueError(
             f"eval_neutral has {len(eval_neutral)} entries but labels has {len(labels)} images"
         )
-    columns = [gt_format[k] for k in ("xmin", "ymin", "xmax", "ymax")]
-    image_index, class_ids, boxes, neutral = [], [], [], []
-    for i, image_labels in enumerate(labels):
-        name = image_ids[i] if image_ids is not None else i
-        array = _label_array(image_labels, name, gt_format)
-        k = array.shape[0]
-        image_index.append(np.full(k, i, dtype=np.int64))
-        class_ids.append(array[:, gt_format["class_id"]])
-        boxes.append(array[:, columns])
-        if eval_neutral is None or eval_neutral[i] is None:
-            neutral.append(np.zeros(k, dtype=bool))
-        else:
-            flags = np.asarray(eval_neutral[i], dtype=bool).reshape(-1)
-            if flags.shape[0] != k:
-                raise ValueError(
-                    f"eval_neutral of image {name!r} has {flags.shape[0]} flags for {k} boxes"
-                )
-            neutral.append(flags)
-    if not labels:
-        return (
-            np.zeros(0, np.int64),
-            np.zeros(0, np.int64),
-            np.zeros((0, 4)),
-            np.zeros(0, bool),
-        )
-    class_id = np.concatenate(class_ids)
+    flat = _flatten_ground_truth_fast(labels, eval_neutral, gt_format)
+    if flat is None:
+        flat = _flatten_ground_truth_slow(labels, eval_neutral, gt_format, image_ids)
+    rows, neutral = flat
+    lengths = [0 if x is None else len(x) for x in labels]
+    image_index = np.repeat(np.arange(len(labels), dtype=np.int64), lengths)
+    class_id = rows[:, gt_format["class_id"]]
     if np.any(class_id != np.round(class_id)):
-        raise ValueError("ground-truth class ids must be integers")
-    return (
-        np.concatenate(image_index),
-        class_id.astype(np.int64),
-        np.concatenate(boxes).reshape(-1, 4),
-        np.concatenate(neutral),
-    )
+        bad = int(np.flatnonzero(class_id != np.round(class_id))[0])
+        name = image_ids[image_index[bad]] if image_ids is not None else int(image_index[bad])
+        raise ValueError(
+            f"ground-truth class id {class_id[bad]} of image {name!r} is not an integer"
+        )
+    columns = [gt_format[k] for k in ("xmin", "ymin", "xmax", "ymax")]
+    return image_index, class_id.astype(np.int64), rows[:, columns], neutral.astype(bool)
 
 
 def _image_index_map(image_ids: Sequence) -> dict:
     """``str(image_id) -> position``; the original keyed its ground truth by ``str(image_id)``."""
-    index = {}
-    for i, image_id in enumerate(image_ids):
-        key = str(image_id)
-        if key in index:
-            raise ValueError(f"image_ids contains {image_id!r} twice (positions {index[key]}, {i})")
-        index[key] = i
+    index = {str(image_id): i for i, image_id in enumerate(image_ids)}
+    if len(index) != len(image_ids):
+        seen: dict = {}
+        for i, image_id in enumerate(image_ids):
+            if str(image_id) in seen:
+                raise ValueError(
+                    f"image_ids contains {image_id!r} twice (positions {seen[str(image_id)]}, {i})"
+                )
+            seen[str(image_id)] = i
     return index
 
 
@@ -235,29 +277,46 @@ def flatten_prediction_results(
     image_index, class_id, values, position = [], [], [], []
     for c in range(1, n_classes + 1):
         rows = prediction_results[c]
+        if len(rows) == 0:
+            continue
         for j, row in enumerate(rows):
             if len(row) != 6:
                 raise ValueError(
                     f"prediction_results[{c}][{j}] must be (image_id, confidence, xmin, ymin, "
                     f"xmax, ymax), got {row!r}"
                 )
-            try:
-                image_index.append(index[str(row[0])])
-            except KeyError:
-                raise ValueError(
-                    f"prediction_results[{c}][{j}] names image id {row[0]!r}, which is not in "
-                    "the dataset's image_ids"
-                ) from None
-            values.append(row[1:])
-        class_id.extend([c] * len(rows))
-        position.extend(range(len(rows)))
-    values = np.asarray(values, dtype=np.float64).reshape(-1, 5)
+        ids, *columns = zip(*rows)  # transposes the rows: 6 tuples
+        found = np.fromiter((index.get(str(i), -1) for i in ids), dtype=np.int64, count=len(ids))
+        if np.any(found < 0):
+            j = int(np.flatnonzero(found < 0)[0])
+            raise ValueError(
+                f"prediction_results[{c}][{j}] names image id {ids[j]!r}, which is not in the "
+                "dataset's image_ids"
+            )
+        try:
+            values.append(np.asarray(columns, dtype=np.float64).T)
+        except (TypeError, ValueError):
+            raise ValueError(
+                f"prediction_results[{c}] holds a non-numeric confidence or coordinate"
+            ) from None
+        image_index.append(found)
+        class_id.append(np.full(len(rows), c, dtype=np.int64))
+        position.append(np.arange(len(rows), dtype=np.int64))
+    if not values:
+        return (
+            np.zeros(0, np.int64),
+            np.zeros(0, np.int64),
+            np.zeros(0),
+            np.zeros((0, 4)),
+            np.zeros(0, np.int64),
+        )
+    stacked = np.concatenate(values)
     return (
-        np.asarray(image_index, dtype=np.int64),
-        np.asarray(class_id, dtype=np.int64),
-        values[:, 0],
-        values[:, 1:],
-        np.asarray(position, dtype=np.int64),
+        np.concatenate(image_index),
+        np.concatenate(class_id),
+        stacked[:, 0],
+        stacked[:, 1:],
+        np.concatenate(position),
     )
 
 
@@ -321,6 +380,10 @@ def count_ground_truth(
     """
     n_classes = _check_n_classes(n_classes)
     _, class_id, _, neutral = flatten_ground_truth(labels, eval_neutral, gt_format)
+    return _count_flat(class_id, neutral, n_classes, ignore_neutral_boxes)
+
+
+def _count_flat(class_id, neutral, n_classes: int, ignore_neutral_boxes: bool) -> np.ndarray:
     bad = (class_id < 0) | (class_id > n_classes)
     if np.any(bad):
         raise ValueError(f"ground-truth class id {int(class_id[bad][0])} is outside 0..{n_classes}")
@@ -524,29 +587,28 @@ def match_predictions(
     """
     if len(labels) != len(image_ids):
         raise ValueError(f"got {len(labels)} label arrays for {len(image_ids)} image ids")
-    d_img, d_cls, d_conf, d_boxes, d_pos = flatten_prediction_results(
-        prediction_results, image_ids, n_classes
-    )
-    g_img, g_cls, g_boxes, g_neutral = flatten_ground_truth(
-        labels, eval_neutral, gt_format, image_ids
-    )
-    result = match_detection_arrays(
-        d_img,
-        d_cls,
-        d_conf,
-        d_boxes,
-        g_img,
-        g_cls,
-        g_boxes,
-        g_neutral,
+    ground_truth = flatten_ground_truth(labels, eval_neutral, gt_format, image_ids)
+    return _match_lists(
+        prediction_results,
+        image_ids,
         n_classes,
+        ground_truth,
         matching_iou_threshold=matching_iou_threshold,
         border_pixels=border_pixels,
         ignore_neutral_boxes=ignore_neutral_boxes,
         sorting_algorithm=sorting_algorithm,
     )
-    orders = [d_pos[o] for o in result.order]
-    return result._replace(order=orders)
+
+
+def _match_lists(prediction_results, image_ids, n_classes, ground_truth, **kwargs) -> MatchResult:
+    """`match_predictions` with the ground truth already flattened."""
+    d_img, d_cls, d_conf, d_boxes, d_pos = flatten_prediction_results(
+        prediction_results, image_ids, n_classes
+    )
+    result = match_detection_arrays(
+        d_img, d_cls, d_conf, d_boxes, *ground_truth, n_classes, **kwargs
+    )
+    return result._replace(order=[d_pos[o] for o in result.order])
 
 
 def precision_recall(
@@ -724,18 +786,20 @@ def evaluate_predictions(
             f"average_precision_mode must be one of {list(AP_MODES)}, got "
             f"{average_precision_mode!r}"
         )
-    num_gt = count_ground_truth(labels, n_classes, eval_neutral, ignore_neutral_boxes, gt_format)
-    match = match_predictions(
+    n_classes = _check_n_classes(n_classes)
+    if len(labels) != len(image_ids):
+        raise ValueError(f"got {len(labels)} label arrays for {len(image_ids)} image ids")
+    ground_truth = flatten_ground_truth(labels, eval_neutral, gt_format, image_ids)
+    num_gt = _count_flat(ground_truth[1], ground_truth[3], n_classes, ignore_neutral_boxes)
+    match = _match_lists(
         prediction_results,
-        labels,
         image_ids,
         n_classes,
-        eval_neutral,
-        ignore_neutral_boxes=ignore_neutral_boxes,
+        ground_truth,
         matching_iou_threshold=matching_iou_threshold,
         border_pixels=border_pixels,
+        ignore_neutral_boxes=ignore_neutral_boxes,
         sorting_algorithm=sorting_algorithm,
-        gt_format=gt_format,
     )
     precisions, recalls, aps = _precisions_recalls_aps(
         match, num_gt, average_precision_mode, num_recall_points

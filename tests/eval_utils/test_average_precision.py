@@ -15,6 +15,7 @@ from eval_utils.average_precision_evaluator import (
     average_precision,
     count_ground_truth,
     evaluate_predictions,
+    flatten_ground_truth,
     match_detection_arrays,
     match_predictions,
     mean_average_precision,
@@ -445,6 +446,29 @@ def test_match_predictions_rejects_bad_settings():
         count_ground_truth([np.array([[5, 0, 0, 1, 1]])], 1)
     with pytest.raises(ValueError, match="n_classes"):
         count_ground_truth([], 0)
+
+
+def test_ground_truth_containers_give_the_same_flat_arrays():
+    # Arrays, nested lists, extra columns and None flags take different internal paths.
+    as_arrays = [
+        np.array([[1, 0, 0, 5, 5], [2, 1, 1, 4, 4]]),
+        np.zeros((0, 5)),
+        np.array([[1, 2, 2, 3, 3]]),
+    ]
+    as_lists = [[[1, 0, 0, 5, 5], [2, 1, 1, 4, 4]], [], [[1, 2, 2, 3, 3]]]
+    wide = [np.c_[a, np.full(len(a), 9)] for a in as_arrays]
+    mixed = [as_lists[0], np.zeros((0, 6)), wide[2]]
+    flags = [[False, True], [], [True]]
+    reference = flatten_ground_truth(as_arrays, flags)
+    for labels in (as_lists, wide, mixed):
+        for got, want in zip(flatten_ground_truth(labels, flags), reference):
+            np.testing.assert_array_equal(got, want)
+    np.testing.assert_array_equal(reference[0], [0, 0, 2])
+    np.testing.assert_array_equal(reference[3], [False, True, True])
+    with_none = flatten_ground_truth(as_lists, [[False, True], None, None])
+    np.testing.assert_array_equal(with_none[3], [False, True, False])
+    with pytest.raises(ValueError, match="class id 1.5 of image 'b' is not an integer"):
+        flatten_ground_truth([[], [[1.5, 0, 0, 1, 1]]], image_ids=["a", "b"])
 
 
 def test_evaluate_predictions_on_an_empty_dataset_warns_and_returns_nan():
