@@ -474,3 +474,58 @@ def test_real_data_generator_on_voc2012_sample_reproduces_the_golden(golden, sha
         model.cursor = 0
         mean_ap = evaluator(300, 300, batch_size=16, average_precision_mode=ap_mode, verbose=False)
         assert mean_ap == pytest.approx(meta["border_pixels_include"][key], abs=1e-9)
+
+
+class _RawOutputModel:
+    """A "training"-mode model: returns stored raw SSD output, batch after batch."""
+
+    def __init__(self, y_pred):
+        self.y_pred, self.cursor = y_pred, 0
+
+    def predict(self, x, verbose="auto"):
+        out = self.y_pred[self.cursor : self.cursor + x.shape[0]]
+        self.cursor += x.shape[0]
+        return out
+
+
+def test_real_decoder_and_resize_in_training_mode(golden):
+    # Raw SSD300 output from the decoder golden fixture, decoded by the real decode_detections
+    # inside predict_on_dataset; 300 x 300 images, so Resize is the identity up to its
+    # inverter's rounding to whole pixels.
+    try:
+        import data_generator.object_detection_2d_geometric_ops  # noqa: F401
+        import data_generator.object_detection_2d_misc_utils  # noqa: F401
+        import data_generator.object_detection_2d_photometric_ops  # noqa: F401
+        import ssd_encoder_decoder.ssd_output_decoder  # noqa: F401
+    except ImportError as error:
+        pytest.skip(f"the decoder or the transforms are not importable yet: {error}")
+    fixture = golden("decoder_ssd300")
+    if fixture.npz is None:
+        pytest.skip("decoder_ssd300.npz is not available")
+    y_pred = fixture.npz["y_pred"]
+    kwargs = fixture.meta["cases"][0]["kwargs"]
+    images = [np.zeros((300, 300, 3), np.uint8)] * 3
+    generator = FakeDataGenerator(images, [np.zeros((0, 5))] * 3, ["a", "b", "c"])
+    evaluator = Evaluator(_RawOutputModel(y_pred), 20, generator, model_mode="training")
+    results = evaluator.predict_on_dataset(
+        300,
+        300,
+        batch_size=2,
+        decoding_confidence_thresh=kwargs["confidence_thresh"],
+        decoding_iou_threshold=kwargs["iou_threshold"],
+        decoding_top_k=kwargs["top_k"],
+        decoding_pred_coords=kwargs["input_coords"],
+        decoding_normalize_coords=kwargs["normalize_coords"],
+        decoding_border_pixels=kwargs["border_pixels"],
+        verbose=False,
+        ret=True,
+    )
+    for b, image_id in enumerate(["a", "b", "c"]):
+        expected = fixture.npz[f"decode_detections_{b}"]  # sorted by (-conf, class)
+        ours = np.array(
+            [(c, *row[1:]) for c in range(21) for row in results[c] if row[0] == image_id]
+        )
+        ours = ours[np.lexsort((ours[:, 0], -ours[:, 1]))]
+        np.testing.assert_array_equal(ours[:, 0], expected[:, 0])
+        np.testing.assert_allclose(ours[:, 1], expected[:, 1], rtol=0, atol=1e-6)
+        np.testing.assert_allclose(ours[:, 2:], expected[:, 2:], rtol=0, atol=0.5 + 1e-3)
