@@ -460,7 +460,7 @@ def match_detection_arrays(
 
     Args:
         det_image_index: ``(n,)`` image position of each detection.
-        det_class_id: ``(n,)`` class id of each detection (``1..n_classes``; others are ignored).
+        det_class_id: ``(n,)`` class id of each detection, ``1..n_classes``.
         det_confidence: ``(n,)`` confidences.
         det_boxes: ``(n, 4)`` corners ``(xmin, ymin, xmax, ymax)``, absolute pixels.
         gt_image_index: ``(g,)`` image position of each ground-truth box.
@@ -501,7 +501,15 @@ def match_detection_arrays(
         if arr.shape[0] != size:
             raise ValueError(f"{name} has {arr.shape[0]} rows, expected {size}")
     if np.any(np.isnan(det_confidence)):
-        raise ValueError("det_confidence contains NaN")
+        raise ValueError(
+            f"det_confidence is NaN at position {int(np.isnan(det_confidence).argmax())}"
+        )
+    outside = (det_class_id < 1) | (det_class_id > n_classes)
+    if np.any(outside):
+        k = int(outside.argmax())
+        raise ValueError(
+            f"det_class_id[{k}] = {det_class_id[k]} is outside the object classes 1..{n_classes}"
+        )
 
     # Group detections and boxes by class once (stable, so input order survives within a class).
     det_by_class = np.argsort(det_class_id, kind="stable")
@@ -530,8 +538,8 @@ def match_detection_arrays(
             gt_boxes[gts],
             border_pixels,
         )
-        matched = best_iou >= matching_iou_threshold
-        matched &= best_gt >= 0
+        # As VOCevaldet, a detection overlapping nothing is never a match, even at threshold 0.
+        matched = (best_iou >= matching_iou_threshold) & (best_iou > 0)
         neutral_hit = np.zeros(dets.shape[0], dtype=bool)
         if ignore_neutral_boxes:
             neutral_hit[matched] = gt_neutral[gts[best_gt[matched]]]

@@ -471,6 +471,33 @@ def test_ground_truth_containers_give_the_same_flat_arrays():
         flatten_ground_truth([[], [[1.5, 0, 0, 1, 1]]], image_ids=["a", "b"])
 
 
+def test_match_detection_arrays_rejects_bad_detections():
+    gt = ([0], [1], np.array([[0, 0, 10, 10]]), [False])
+    with pytest.raises(ValueError, match=r"det_class_id\[1\] = 0 is outside"):
+        match_detection_arrays([0, 0], [1, 0], [0.5, 0.4], np.zeros((2, 4)), *gt, n_classes=1)
+    with pytest.raises(ValueError, match="det_confidence is NaN at position 0"):
+        match_detection_arrays([0], [1], [np.nan], np.zeros((1, 4)), *gt, n_classes=1)
+    with pytest.raises(ValueError, match="det_boxes has 1 rows, expected 2"):
+        match_detection_arrays([0, 0], [1, 1], [0.5, 0.4], np.zeros((1, 4)), *gt, n_classes=1)
+
+
+def test_threshold_zero_still_needs_an_overlap():
+    # VOCevaldet only considers boxes that overlap; at threshold 0 a detection far from every
+    # box stays a false positive, one that touches the box is a true positive.
+    gt = ([0], [1], np.array([[0, 0, 10, 10]]), [False])
+    m = match_detection_arrays(
+        [0, 0],
+        [1, 1],
+        [0.9, 0.8],
+        np.array([[50, 50, 60, 60], [9, 9, 20, 20]]),
+        *gt,
+        n_classes=1,
+        matching_iou_threshold=0.0,
+    )
+    assert m.true_positives[1].tolist() == [0, 1]
+    assert m.false_positives[1].tolist() == [1, 0]
+
+
 def test_evaluate_predictions_on_an_empty_dataset_warns_and_returns_nan():
     with pytest.warns(UserWarning, match="no ground-truth"):
         result = evaluate_predictions([[], []], [], [], 1)
