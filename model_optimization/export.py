@@ -1,0 +1,444 @@
+"""Export to SavedModel / TFLite (LiteRT) / ONNX, post-training quantisation, and runners.
+
+```python
+from model_optimization.export import export, load_runner
+
+export(model, "ssd7.onnx", format="onnx")
+export(model, "ssd7_fp16.tflite", format="tflite", quantization="float16")
+export(model, "ssd7_int8.tflite", format="tflite", quantization="int8",
+       representative_data=train_generator)        # iterable of images, batches or (x, y)
+runner = load_runner("ssd7_int8.tflite")            # LiteRTRunner / OnnxRunner / ...
+y_pred = runner(images)                             # same layout as model.predict(images)
+boxes = runner.predict_decoded(images, confidence_thresh=0.5, img_height=300, img_width=480)
+```
+
+The TensorFlow backend is needed to export (SavedModel, TFLite and tf2onnx all work from a traced
+TensorFlow graph); this module imports TensorFlow only inside the export functions. Running an
+exported model needs only `ai-edge-litert` or `onnxruntime` (and numpy).
+
+SSD detail: the prediction tensor concatenates class scores, box offsets and the constant anchors
+and variances. Full-integer quantisation would give that concatenation one int8 scale, which
+destroys the anchor coordinates, so by default an int8 export of an SSD training graph exports
+only `(classes_softmax, boxes_concat)` and stores the constant anchors/variances next to the file
+(`<path>.constants.npz`); the runners put the full `(batch, n_anchors, n_classes + 1 + 12)` tensor
+back together, so callers see the same layout as `model.predict`.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from pathlib import Path
+
+import keras
+import numpy as np
+
+__all__ = [
+    "export",
+    "strip_decoder",
+    "split_ssd_constants",
+    "LiteRTRunner",
+    "OnnxRunner",
+    "SavedModelRunner",
+    "KerasRunner",
+    "load_runner",
+]
+
+FORMATS = ("saved_model", "tflite", "onnx")
+QUANTIZATIONS = (None, "float16", "dynamic", "int8")
+_DECODE_LAYERS = ("DecodeDetections", "DecodeDetectionsFast")
+# Names the SSD builders give the layers around the prediction tensor.
+_SSD_CLASSES, _SSD_BOXES, _SSD_ANCHORS = "classes_softmax", "boxes_concat", "anchors_concat"
+
+
+def _constants_path(path) -> Path:
+    return Path(str(path) + ".constants.npz")
+
+
+def strip_decoder(model: keras.Model) -> keras.Model:
+    """The training-mode graph of an inference-mode SSD: drop a final `DecodeDetections(Fast)`.
+
+    Returns `model` itself when its output is not produced by a decode layer.
+    """
+    last = model.layers[-1]
+    if type(last).__name__ not in _DECODE_LAYERS:
+        return model
+    return keras.Model(model.inputs, last.input, name=f"{model.name}_raw")
+
+
+def split_ssd_constants(model: keras.Model) -> tuple[keras.Model, np.ndarray] | None:
+    """Split an SSD training graph into its variable part and its constant anchors.
+
+    Returns:
+        `(core, constants)`: `core` maps images to `[classes (B, N, n_classes + 1),
+        offsets (B, N, 4)]`, `constants` is the `(N, 8)` anchors + variances block;
+        `concat([classes, offsets, tile(constants)], -1)` equals `model(images)`. `None` when
+        `model` does not have the SSD builders' `classes_softmax`/`boxes_concat`/
+        `anchors_concat` layers feeding its single output.
+    """
+    names = {layer.name for layer in model.layers}
+    if not {_SSD_CLASSES, _SSD_BOXES, _SSD_ANCHORS} <= names or len(model.outputs) != 1:
+        return None
+    if len(model.inputs) != 1:
+        return None
+    inputs = model.inputs[0]
+    classes = model.get_layer(_SSD_CLASSES).output
+    boxes = model.get_layer(_SSD_BOXES).output
+    anchors = keras.Model(inputs, model.get_layer(_SSD_ANCHORS).output)
+    shape = [1 if d is None else d for d in inputs.shape]
+    constants = keras.ops.convert_to_numpy(anchors(np.zeros(shape, dtype="float32")))[0]
+    n_out = model.outputs[0].shape[-1]
+    if classes.shape[-1] + boxes.shape[-1] + constants.shape[-1] != n_out:
+        return None
+    return keras.Model(inputs, [classes, boxes], name=f"{model.name}_core"), constants
+
+
+def _representative_samples(data: Iterable, n: int, input_shape) -> list[np.ndarray]:
+    """Up to `n` single images `(1, H, W, C)` float32 from images, batches or `(x, y)` tuples."""
+    samples: list[np.ndarray] = []
+    rank = len(input_shape)  # with the batch axis
+    for item in data:
+        x = item[0] if isinstance(item, (tuple, list)) else item
+        x = np.asarray(x, dtype=np.float32)
+        if x.ndim == rank - 1:
+            x = x[None]
+        if x.ndim != rank or tuple(x.shape[1:]) != tuple(d for d in input_shape[1:]):
+            raise ValueError(
+                f"representative_data: expected images of shape {tuple(input_shape[1:])} "
+                f"(or batches of them), received an array of shape {x.shape}."
+            )
+        for image in x:
+            samples.append(image[None])
+            if len(samples) >= n:
+                return samples
+    if not samples:
+        raise ValueError("representative_data yielded no images.")
+    return samples
+
+
+def export(
+    model: keras.Model,
+    path: str | os.PathLike,
+    format: str = "saved_model",
+    quantization: str | None = None,
+    representative_data: Iterable | None = None,
+    num_calibration_samples: int = 100,
+    io_dtype: str = "float32",
+    split_constants: bool | None = None,
+    allow_select_tf_ops: bool = False,
+    opset: int | None = None,
+    verbose: bool = False,
+) -> Path:
+    """Export `model` for inference.
+
+    Args:
+        model: a built Keras model (TensorFlow backend). Inference-mode SSDs keep their decode
+            layer; use `strip_decoder(model)` to export the raw predictions instead.
+        path: output directory (`saved_model`) or file (`.tflite`, `.onnx`).
+        format: `'saved_model'`, `'tflite'` or `'onnx'`.
+        quantization: TFLite only. `None` (float32), `'float16'` (float16 weights),
+            `'dynamic'` (int8 weights, float activations) or `'int8'` (full-integer
+            post-training quantisation, needs `representative_data`).
+        representative_data: iterable of images `(H, W, C)`, batches `(B, H, W, C)` or
+            `(x, y)` tuples (a `DataGenerator` batch iterator works), in the model's input
+            range; the first `num_calibration_samples` images calibrate the int8 ranges.
+        num_calibration_samples: images used for calibration.
+        io_dtype: `'int8'` export only: dtype of the model's input and outputs, `'float32'`
+            (quantise/dequantise inside the model), `'uint8'` or `'int8'`.
+        split_constants: export an SSD training graph as `(classes, offsets)` plus a
+            `<path>.constants.npz` side file (see module docstring). `None` = only for `'int8'`.
+        allow_select_tf_ops: TFLite only: allow TensorFlow ops without a TFLite builtin (the
+            result then needs the Flex delegate, which `ai-edge-litert` does not ship).
+        opset: ONNX opset (tf2onnx's default when `None`).
+        verbose: let Keras print its export messages.
+
+    Returns:
+        The path written.
+    """
+    if keras.backend.backend() != "tensorflow":
+        raise ValueError(
+            f"export needs the TensorFlow backend (KERAS_BACKEND=tensorflow), running "
+            f"'{keras.backend.backend()}'."
+        )
+    if format not in FORMATS:
+        raise ValueError(f"`format` must be one of {FORMATS}, received format={format!r}.")
+    if quantization not in QUANTIZATIONS:
+        raise ValueError(
+            f"`quantization` must be one of {QUANTIZATIONS}, received {quantization!r}."
+        )
+    if quantization is not None and format != "tflite":
+        raise ValueError(
+            f"quantization={quantization!r} is only available with format='tflite', "
+            f"received format={format!r}."
+        )
+    if quantization == "int8" and representative_data is None:
+        raise ValueError("quantization='int8' needs `representative_data` (an iterable of images).")
+    if io_dtype not in ("float32", "int8", "uint8"):
+        raise ValueError(f"`io_dtype` must be 'float32', 'int8' or 'uint8', received {io_dtype!r}.")
+    if io_dtype != "float32" and quantization != "int8":
+        raise ValueError(f"io_dtype={io_dtype!r} needs quantization='int8'.")
+
+    path = Path(path)
+    if format == "tflite" and path.suffix != ".tflite":
+        raise ValueError(f"A TFLite export path must end with '.tflite', received '{path}'.")
+    if format == "onnx" and path.suffix != ".onnx":
+        raise ValueError(f"An ONNX export path must end with '.onnx', received '{path}'.")
+    path.parent.mkdir(parents=True, exist_ok=True)
+
+    if split_constants is None:
+        split_constants = quantization == "int8"
+    constants_file = _constants_path(path)
+    if constants_file.exists():
+        constants_file.unlink()
+    if split_constants:
+        split = split_ssd_constants(model)
+        if split is None:
+            if quantization == "int8" and split_constants is True:
+                pass  # not an SSD training graph: export it whole
+        else:
+            model, constants = split
+            np.savez(constants_file, constants=constants)
+
+    if format == "saved_model":
+        model.export(str(path), format="tf_saved_model", verbose=verbose)
+    elif format == "onnx":
+        _silence_tf2onnx_numpy_warning()
+        model.export(str(path), format="onnx", verbose=verbose, opset_version=opset)
+    else:
+        model.export(
+            str(path),
+            format="litert",
+            verbose=verbose,
+            **_tflite_converter_options(
+                model,
+                quantization,
+                representative_data,
+                num_calibration_samples,
+                io_dtype,
+                allow_select_tf_ops,
+            ),
+        )
+    return path
+
+
+def _silence_tf2onnx_numpy_warning():
+    import warnings
+
+    warnings.filterwarnings("ignore", message=".*np.object.*", category=FutureWarning)
+
+
+def _tflite_converter_options(
+    model, quantization, representative_data, num_samples, io_dtype, allow_select_tf_ops
+) -> dict:
+    import tensorflow as tf  # TFLite conversion has no keras.ops form
+
+    ops_ = [tf.lite.OpsSet.TFLITE_BUILTINS]
+    if allow_select_tf_ops:
+        ops_.append(tf.lite.OpsSet.SELECT_TF_OPS)
+    options: dict = {"target_spec": {"supported_ops": ops_}}
+    if quantization is None:
+        return options
+    options["optimizations"] = [tf.lite.Optimize.DEFAULT]
+    if quantization == "float16":
+        options["target_spec"]["supported_types"] = [tf.float16]
+    elif quantization == "int8":
+        samples = _representative_samples(
+            representative_data, int(num_samples), model.inputs[0].shape
+        )
+
+        def representative_dataset():
+            for sample in samples:
+                yield [sample]
+
+        options["representative_dataset"] = representative_dataset
+        int8_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+        if allow_select_tf_ops:
+            int8_ops.append(tf.lite.OpsSet.SELECT_TF_OPS)
+        options["target_spec"]["supported_ops"] = int8_ops
+        if io_dtype != "float32":
+            dtype = tf.int8 if io_dtype == "int8" else tf.uint8
+            options["inference_input_type"] = dtype
+            options["inference_output_type"] = dtype
+    return options
+
+
+# --------------------------------------------------------------------------------------------
+# Runners
+# --------------------------------------------------------------------------------------------
+
+
+class _Runner:
+    """Common part: reassembles split SSD outputs and decodes with the numpy decoder."""
+
+    def __init__(self, path):
+        self.path = Path(path)
+        constants_file = _constants_path(self.path)
+        self.constants = np.load(constants_file)["constants"] if constants_file.exists() else None
+
+    def _raw(self, images: np.ndarray) -> list[np.ndarray]:
+        raise NotImplementedError
+
+    def __call__(self, images) -> np.ndarray | list[np.ndarray]:
+        """Run the model on a batch `(B, H, W, C)` (or one image `(H, W, C)`).
+
+        Returns:
+            What `model.predict` returns: one array, or a list for several outputs; a split
+            SSD export is put back together as `(B, n_anchors, n_classes + 1 + 12)`.
+        """
+        images = np.asarray(images)
+        if images.ndim == 3:
+            images = images[None]
+        outputs = self._raw(images)
+        if self.constants is not None:
+            classes, offsets = outputs
+            tiled = np.broadcast_to(self.constants, (classes.shape[0], *self.constants.shape))
+            return np.concatenate([classes, offsets, tiled.astype(classes.dtype)], axis=-1)
+        return outputs[0] if len(outputs) == 1 else outputs
+
+    predict = __call__
+
+    def predict_decoded(self, images, fast: bool = False, **decode_kwargs) -> list[np.ndarray]:
+        """Run and decode with `ssd_encoder_decoder.ssd_output_decoder.decode_detections`
+        (or `decode_detections_fast`); `decode_kwargs` go to the decoder.
+
+        Returns:
+            One `(k, 6)` array `[class_id, conf, xmin, ymin, xmax, ymax]` per image.
+        """
+        from ssd_encoder_decoder.ssd_output_decoder import (
+            decode_detections,
+            decode_detections_fast,
+        )
+
+        y_pred = self(images)
+        return (decode_detections_fast if fast else decode_detections)(y_pred, **decode_kwargs)
+
+
+class LiteRTRunner(_Runner):
+    """Runs a `.tflite` file with LiteRT (`ai-edge-litert`), any batch size.
+
+    Quantised inputs/outputs (`io_dtype='int8'/'uint8'`) are (de)quantised here, so the runner
+    always takes and returns float32 like the Keras model.
+
+    Args:
+        path: the `.tflite` file (its `.constants.npz` side file is used when present).
+        num_threads: interpreter threads (`None` = LiteRT's default).
+    """
+
+    def __init__(self, path, num_threads: int | None = None):
+        super().__init__(path)
+        try:
+            from ai_edge_litert.interpreter import Interpreter
+        except ImportError as e:  # pragma: no cover - depends on the installed extras
+            raise ImportError(
+                "LiteRTRunner needs `ai-edge-litert` (pip install ai-edge-litert)."
+            ) from e
+        self.interpreter = Interpreter(model_path=str(self.path), num_threads=num_threads)
+        signatures = self.interpreter.get_signature_list()
+        if len(signatures) != 1:
+            raise ValueError(f"'{self.path}': expected one signature, found {sorted(signatures)}.")
+        # The signature runner resizes the input to the batch given and names the outputs
+        # output_0, output_1, ... in model-output order (tensor order is not guaranteed).
+        self.runner = self.interpreter.get_signature_runner(next(iter(signatures)))
+        ((self.input_name, self.input_detail),) = self.runner.get_input_details().items()
+        details = self.runner.get_output_details()
+        self.output_details = [(n, details[n]) for n in sorted(details, key=_output_key)]
+
+    def _raw(self, images):
+        x = images.astype(np.float32)
+        dtype = self.input_detail["dtype"]
+        if np.issubdtype(dtype, np.integer):
+            scale, zero = self.input_detail["quantization"]
+            info = np.iinfo(dtype)
+            x = np.clip(np.round(x / scale + zero), info.min, info.max)
+        result = self.runner(**{self.input_name: x.astype(dtype)})
+        outputs = []
+        for name, detail in self.output_details:
+            y = result[name]
+            if np.issubdtype(detail["dtype"], np.integer):
+                scale, zero = detail["quantization"]
+                y = (y.astype(np.float32) - zero) * scale
+            outputs.append(np.asarray(y, dtype=np.float32))
+        return outputs
+
+
+def _output_key(name: str):
+    digits = "".join(c for c in name if c.isdigit())
+    return (int(digits) if digits else 0, name)
+
+
+class OnnxRunner(_Runner):
+    """Runs a `.onnx` file with ONNX Runtime.
+
+    Args:
+        path: the `.onnx` file (its `.constants.npz` side file is used when present).
+        providers: ONNX Runtime execution providers (default CPU).
+        num_threads: intra-op threads (`None` = ONNX Runtime's default).
+    """
+
+    def __init__(self, path, providers=("CPUExecutionProvider",), num_threads: int | None = None):
+        super().__init__(path)
+        try:
+            import onnxruntime as ort
+        except ImportError as e:  # pragma: no cover - depends on the installed extras
+            raise ImportError("OnnxRunner needs `onnxruntime` (pip install onnxruntime).") from e
+        options = ort.SessionOptions()
+        if num_threads:
+            options.intra_op_num_threads = int(num_threads)
+        self.session = ort.InferenceSession(
+            str(self.path), sess_options=options, providers=list(providers)
+        )
+        self.input_name = self.session.get_inputs()[0].name
+
+    def _raw(self, images):
+        return self.session.run(None, {self.input_name: images.astype(np.float32)})
+
+
+class SavedModelRunner(_Runner):
+    """Runs a SavedModel directory written by `export(..., format='saved_model')` (TensorFlow)."""
+
+    def __init__(self, path):
+        super().__init__(path)
+        import tensorflow as tf  # a SavedModel needs TensorFlow to run
+
+        self._tf = tf
+        self.module = tf.saved_model.load(str(self.path))
+
+    def _raw(self, images):
+        out = self.module.serve(self._tf.constant(images.astype(np.float32)))
+        if isinstance(out, dict):
+            out = [out[k] for k in sorted(out, key=_output_key)]
+        elif not isinstance(out, (list, tuple)):
+            out = [out]
+        return [np.asarray(o) for o in out]
+
+
+class KerasRunner(_Runner):
+    """The same interface over a Keras model or `.keras` file (for like-for-like timing)."""
+
+    def __init__(self, model_or_path):
+        if isinstance(model_or_path, keras.Model):
+            self.path, self.constants = None, None
+            self.model = model_or_path
+        else:
+            super().__init__(model_or_path)
+            self.model = keras.models.load_model(str(model_or_path))
+
+    def _raw(self, images):
+        out = self.model(images.astype(np.float32), training=False)
+        out = out if isinstance(out, (list, tuple)) else [out]
+        return [keras.ops.convert_to_numpy(o) for o in out]
+
+
+def load_runner(path, **kwargs) -> _Runner:
+    """A runner chosen by the file: `.tflite` -> LiteRT, `.onnx` -> ONNX Runtime, `.keras`/`.h5`
+    -> Keras, a directory -> SavedModel. `kwargs` go to the runner."""
+    path = Path(path)
+    if path.suffix == ".tflite":
+        return LiteRTRunner(path, **kwargs)
+    if path.suffix == ".onnx":
+        return OnnxRunner(path, **kwargs)
+    if path.suffix in (".keras", ".h5"):
+        return KerasRunner(path)
+    if path.is_dir():
+        return SavedModelRunner(path, **kwargs)
+    raise ValueError(f"Cannot tell which runtime runs '{path}' (expected .tflite, .onnx, .keras).")
