@@ -518,15 +518,9 @@ def match_detection_arrays(
     gt_by_key = np.argsort(gt_key, kind="stable")
     gt_bounds = np.searchsorted(gt_class_id[gt_by_key], np.arange(n_classes + 2))
 
-    empty_i = np.zeros(0, dtype=np.int64)
-    tps, fps, ctps, cfps, orders, confs = (
-        [empty_i],
-        [empty_i],
-        [empty_i],
-        [empty_i],
-        [empty_i],
-        [np.zeros(0)],
-    )
+    # Index 0 (background) holds empty arrays, as the original's lists did.
+    tps, fps, ctps, cfps, orders = ([np.zeros(0, dtype=np.int64)] for _ in range(5))
+    confs = [np.zeros(0)]
     for c in range(1, n_classes + 1):
         dets = det_by_class[det_bounds[c] : det_bounds[c + 1]]
         dets = dets[np.argsort(-det_confidence[dets], kind=sorting_algorithm)]
