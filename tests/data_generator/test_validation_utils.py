@@ -118,3 +118,27 @@ def test_apply_inverse_transforms():
     assert batch[1].shape == (0, 6)
     with pytest.raises(ValueError, match="batch items"):
         apply_inverse_transforms([predictions], [[double], [double]])
+
+
+def test_transform_modules_import_no_keras():
+    # data_generator is numpy + OpenCV: importing the transforms and chains must not pull in Keras.
+    import subprocess
+    import sys
+
+    modules = [
+        "data_generator.object_detection_2d_geometric_ops",
+        "data_generator.object_detection_2d_photometric_ops",
+        "data_generator.object_detection_2d_patch_sampling_ops",
+        "data_generator.object_detection_2d_image_boxes_validation_utils",
+        "data_generator.object_detection_2d_misc_utils",
+        "data_generator.data_augmentation_chain_original_ssd",
+        "data_generator.data_augmentation_chain_constant_input_size",
+        "data_generator.data_augmentation_chain_variable_input_size",
+        "data_generator.data_augmentation_chain_satellite",
+    ]
+    code = "import sys\n" + "".join(f"import {m}\n" for m in modules)
+    code += "print(sorted(m for m in ('keras', 'tensorflow', 'jax', 'torch') if m in sys.modules))"
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120
+    )
+    assert result.stdout.strip() == "[]"
