@@ -30,6 +30,7 @@ from data_generator.object_detection_2d_misc_utils import (
     identity_inverter,
     pack_output,
     resolve_labels_format,
+    shift_boxes,
 )
 
 DEFAULT_INTERPOLATION_MODES = (
@@ -237,14 +238,6 @@ class RandomFlip:
         return pack_output(image, as_labels(labels), identity_inverter, return_inverter)
 
 
-def _translated_labels(labels, dy_abs: int, dx_abs: int, labels_format) -> np.ndarray:
-    xmin, ymin, xmax, ymax = corner_indices(labels_format)
-    labels = np.array(labels, copy=True)
-    labels[:, [ymin, ymax]] += dy_abs
-    labels[:, [xmin, xmax]] += dx_abs
-    return labels
-
-
 def _clip_and_filter(op, labels, height, width):
     """The original's order: box filter on the unclipped boxes, then clipping."""
     labels = _apply_box_filter(op.box_filter, labels, height, width, op.labels_format)
@@ -298,7 +291,7 @@ class Translate:
         shifted = _keep_channel_axis(shifted, image)
         if labels is None:
             return shifted
-        labels = _translated_labels(labels, dy_abs, dx_abs, self.labels_format)
+        labels = shift_boxes(labels, dy_abs, dx_abs, self.labels_format)
         return shifted, _clip_and_filter(self, labels, height, width)
 
 
@@ -373,7 +366,7 @@ class RandomTranslate:
             self.translate.dx_rel = dx_abs if self.rng.integers(2) else -dx_abs
             if labels is None or self.image_validator is None:
                 return self.translate(image, labels)
-            shifted = _translated_labels(
+            shifted = shift_boxes(
                 labels,
                 int(round(height * self.translate.dy_rel)),
                 int(round(width * self.translate.dx_rel)),

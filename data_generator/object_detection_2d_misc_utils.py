@@ -55,6 +55,20 @@ def as_labels(labels) -> np.ndarray | None:
     return labels
 
 
+def shift_boxes(
+    boxes, dy: float, dx: float, labels_format: Mapping[str, int], offset: int = 0
+) -> np.ndarray:
+    """A copy of ``boxes`` with their corners moved by ``(dy, dx)``.
+
+    ``offset`` is 0 for label rows and 1 for prediction rows (``conf`` follows ``class_id``).
+    """
+    xmin, ymin, xmax, ymax = (i + offset for i in corner_indices(labels_format))
+    boxes = np.array(boxes, copy=True)
+    boxes[:, [ymin, ymax]] += dy
+    boxes[:, [xmin, xmax]] += dx
+    return boxes
+
+
 def clip_boxes(labels: np.ndarray, height: int, width: int, labels_format: Mapping[str, int]):
     """Clips box corners in place to ``[0, width - 1] x [0, height - 1]`` (the original's rule)."""
     xmin, ymin, xmax, ymax = corner_indices(labels_format)

@@ -29,11 +29,11 @@ from data_generator.object_detection_2d_misc_utils import (
     as_labels,
     check_prob,
     clip_boxes,
-    corner_indices,
     draws,
     identity_inverter,
     pack_output,
     resolve_labels_format,
+    shift_boxes,
 )
 
 
@@ -247,20 +247,16 @@ class CropPad:
             right=xmin0 + self.patch_width - x1,
         )
 
-        xmin, ymin, xmax, ymax = corner_indices(self.labels_format)
+        labels_format = self.labels_format
         inverter = None
         if return_inverter:
 
             def inverter(predictions):
-                predictions = np.array(predictions, copy=True)
-                predictions[:, [ymin + 1, ymax + 1]] += ymin0
-                predictions[:, [xmin + 1, xmax + 1]] += xmin0
-                return predictions
+                return shift_boxes(predictions, ymin0, xmin0, labels_format, offset=1)
 
         labels = as_labels(labels)
         if labels is not None:
-            labels[:, [ymin, ymax]] -= ymin0
-            labels[:, [xmin, xmax]] -= xmin0
+            labels = shift_boxes(labels, -ymin0, -xmin0, self.labels_format)
             if self.box_filter is not None:
                 self.box_filter.labels_format = self.labels_format
                 labels = self.box_filter(
@@ -369,14 +365,6 @@ class Pad:
         return pad(image, labels, return_inverter)
 
 
-def _labels_in_patch(labels, patch_ymin: int, patch_xmin: int, labels_format) -> np.ndarray:
-    xmin, ymin, xmax, ymax = corner_indices(labels_format)
-    shifted = np.array(labels, copy=True)
-    shifted[:, [ymin, ymax]] -= patch_ymin
-    shifted[:, [xmin, xmax]] -= patch_xmin
-    return shifted
-
-
 class _RandomPatchBase:
     """Shared set-up of `RandomPatch` and `RandomPatchInf`."""
 
@@ -440,7 +428,7 @@ class _RandomPatchBase:
         ):
             return None
         if labels is not None and self.image_validator is not None:
-            in_patch = _labels_in_patch(labels, patch_ymin, patch_xmin, self.labels_format)
+            in_patch = shift_boxes(labels, -patch_ymin, -patch_xmin, self.labels_format)
             if not self.image_validator(in_patch, patch_height, patch_width):
                 return None
         patch = self.sample_patch
