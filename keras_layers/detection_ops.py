@@ -1,0 +1,242 @@
+"""Box decoding and greedy non-maximum suppression in `keras.ops` (TensorFlow, JAX, PyTorch).
+
+These are the maths behind the `DecodeDetections` and `DecodeDetectionsFast` layers. Keras 3 has no
+NMS op (`keras.utils.bounding_boxes` converts formats and computes IoU only), and keras-hub's
+`NonMaxSuppression` is class-agnostic over the best class score, so per-class NMS would need
+box-shifting tricks on top of it; it would also add keras-hub as a dependency for one function.
+The NMS here is written for static shapes and is exactly the greedy algorithm of the original
+(`tf.image.non_max_suppression` per class): walk the boxes by decreasing confidence, keep a box
+unless a box already kept in its group overlaps it with IoU **>** ``iou_threshold``.
+
+How it stays exact with static shapes: all candidates of an image are sorted once by confidence;
+they are then visited in chunks of `CHUNK_SIZE`. A chunk's boxes are first suppressed by the boxes
+already kept (at most ``top_k`` of them matter), then greedy NMS inside the chunk is solved as the
+fixed point of ``keep[i] = candidate[i] and not any(keep[j] and overlap[j, i] for j < i)``. Because
+box ``i`` only depends on earlier boxes, that recursion has exactly one solution (the greedy one),
+and iterating it from "keep everything" reaches it in as many sweeps as the longest suppression
+chain (a few in practice), each sweep a vectorised ``(K, K)`` operation. The loop over chunks stops
+as soon as every image has ``top_k`` kept boxes or no candidates left, so usually after one chunk.
+"""
+
+from __future__ import annotations
+
+from keras import ops
+
+from bounding_box_utils.bounding_box_utils import check_coords
+
+CHUNK_SIZE = 512
+"""Candidates handled per step of the NMS loop (the self-suppression matrix is chunk x chunk)."""
+
+
+def decode_box_offsets(
+    y_pred, coords="centroids", normalize_coords=True, img_height=None, img_width=None
+):
+    """Turns the predicted offsets of an SSD output into boxes.
+
+    Args:
+        y_pred: ``(batch, n_anchors, n_classes + 1 + 12)`` model output; the last 12 columns are
+            the 4 predicted offsets, the 4 anchor coordinates (in ``coords`` format) and the 4
+            variances.
+        coords: the format of the anchors and offsets: ``'centroids'``, ``'minmax'`` or
+            ``'corners'``.
+        normalize_coords: whether the anchors are relative to the image size; if so the boxes are
+            scaled to pixels with ``img_width`` and ``img_height``.
+        img_height: image height in pixels (needed with ``normalize_coords``).
+        img_width: image width in pixels (needed with ``normalize_coords``).
+
+    Returns:
+        ``(batch, n_anchors, 4)`` boxes ``(xmin, ymin, xmax, ymax)`` (corners format).
+    """
+    check_coords(coords)
+    offsets = y_pred[..., -12:-8] * y_pred[..., -4:]  # offsets times variances
+    anchors = y_pred[..., -8:-4]
+    if coords == "centroids":
+        a_cx, a_cy, a_w, a_h = (anchors[..., i] for i in range(4))
+        cx = offsets[..., 0] * a_w + a_cx
+        cy = offsets[..., 1] * a_h + a_cy
+        w = ops.exp(offsets[..., 2]) * a_w
+        h = ops.exp(offsets[..., 3]) * a_h
+        xmin, ymin, xmax, ymax = cx - 0.5 * w, cy - 0.5 * h, cx + 0.5 * w, cy + 0.5 * h
+    elif coords == "minmax":  # anchors are (xmin, xmax, ymin, ymax)
+        a_w = anchors[..., 1] - anchors[..., 0]
+        a_h = anchors[..., 3] - anchors[..., 2]
+        xmin = offsets[..., 0] * a_w + anchors[..., 0]
+        xmax = offsets[..., 1] * a_w + anchors[..., 1]
+        ymin = offsets[..., 2] * a_h + anchors[..., 2]
+        ymax = offsets[..., 3] * a_h + anchors[..., 3]
+    else:  # corners: anchors are (xmin, ymin, xmax, ymax)
+        a_w = anchors[..., 2] - anchors[..., 0]
+        a_h = anchors[..., 3] - anchors[..., 1]
+        xmin = offsets[..., 0] * a_w + anchors[..., 0]
+        ymin = offsets[..., 1] * a_h + anchors[..., 1]
+        xmax = offsets[..., 2] * a_w + anchors[..., 2]
+        ymax = offsets[..., 3] * a_h + anchors[..., 3]
+    if normalize_coords:
+        xmin, xmax = xmin * img_width, xmax * img_width
+        ymin, ymax = ymin * img_height, ymax * img_height
+    return ops.stack([xmin, ymin, xmax, ymax], axis=-1)
+
+
+def pairwise_iou(boxes1, boxes2):
+    """IoU of every box of ``boxes1`` with every box of ``boxes2``, per batch item.
+
+    Boxes are corners ``(xmin, ymin, xmax, ymax)``, sides ``max - min`` (``border_pixels='half'``).
+    A pair whose union is not positive has IoU 0.
+
+    Args:
+        boxes1: ``(batch, n, 4)``.
+        boxes2: ``(batch, m, 4)``.
+
+    Returns:
+        ``(batch, n, m)``.
+    """
+    a = [boxes1[..., i][:, :, None] for i in range(4)]
+    b = [boxes2[..., i][:, None, :] for i in range(4)]
+    inter_w = ops.maximum(ops.minimum(a[2], b[2]) - ops.maximum(a[0], b[0]), 0.0)
+    inter_h = ops.maximum(ops.minimum(a[3], b[3]) - ops.maximum(a[1], b[1]), 0.0)
+    intersection = inter_w * inter_h
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - intersection
+    positive = union > 0
+    return ops.where(positive, intersection / ops.where(positive, union, 1.0), 0.0)
+
+
+def _greedy_nms_in_chunk(boxes, groups, candidates, iou_threshold):
+    """Greedy NMS among ``K`` boxes sorted by decreasing confidence, as a fixed point.
+
+    Args:
+        boxes: ``(batch, K, 4)`` corners.
+        groups: ``(batch, K)`` int; only boxes of the same group suppress each other.
+        candidates: ``(batch, K)`` bool; boxes that may be kept (not below the confidence threshold
+            and not suppressed by an earlier chunk).
+
+    Returns:
+        ``(batch, K)`` bool, the boxes greedy NMS keeps.
+    """
+    k = ops.shape(boxes)[1]
+    positions = ops.arange(k)
+    earlier = positions[:, None] < positions[None, :]  # (K, K): [j, i] = j comes before i
+    suppresses = ops.logical_and(
+        pairwise_iou(boxes, boxes) > iou_threshold,
+        ops.equal(groups[:, :, None], groups[:, None, :]),
+    )
+    suppresses = ops.logical_and(suppresses, earlier[None])  # (batch, K, K): j may suppress i
+
+    def sweep(keep, changed):
+        suppressed = ops.any(ops.logical_and(suppresses, keep[:, :, None]), axis=1)
+        new_keep = ops.logical_and(candidates, ops.logical_not(suppressed))
+        return new_keep, ops.any(ops.not_equal(new_keep, keep))
+
+    keep, _ = ops.while_loop(
+        lambda keep, changed: changed,
+        sweep,
+        (candidates, ops.convert_to_tensor(True)),
+        maximum_iterations=k + 1,
+    )
+    return keep
+
+
+def greedy_nms_top_k(
+    boxes, class_ids, scores, candidates, iou_threshold, top_k, max_per_group, group_by_column
+):
+    """Greedy NMS over all candidate boxes of each image; returns the ``top_k`` best survivors.
+
+    Candidates are (anchor, column) pairs: column ``c`` of ``scores`` and ``class_ids`` is one
+    candidate per anchor (one column per class for per-class NMS, a single column for
+    class-agnostic NMS).
+
+    Args:
+        boxes: ``(batch, n_anchors, 4)`` corners ``(xmin, ymin, xmax, ymax)``.
+        class_ids: ``(batch, n_anchors, n_columns)`` class id of each candidate (any dtype).
+        scores: ``(batch, n_anchors, n_columns)`` confidence of each candidate.
+        candidates: ``(batch, n_anchors, n_columns)`` bool, which pairs take part.
+        iou_threshold: a box is suppressed by a kept box of its group with IoU > this.
+        top_k: number of output rows.
+        max_per_group: at most this many boxes are kept per group (the original's
+            ``nms_max_output_size``).
+        group_by_column: True: NMS runs separately per column (per class); False: all candidates
+            form one group (class-agnostic).
+
+    Returns:
+        ``(batch, top_k, 6)`` rows ``(class_id, score, xmin, ymin, xmax, ymax)`` sorted by
+        decreasing score (ties: by anchor, then column), all-zero rows after the survivors.
+    """
+    dtype = boxes.dtype
+    batch = ops.shape(scores)[0]
+    n_anchors, n_columns = scores.shape[1], scores.shape[2]
+    n_candidates = n_anchors * n_columns
+    n_groups = n_columns if group_by_column else 1
+    chunk = min(CHUNK_SIZE, n_candidates)
+
+    flat_scores = ops.reshape(scores, (batch, n_candidates))
+    flat_class_ids = ops.cast(ops.reshape(class_ids, (batch, n_candidates)), dtype)
+    flat_candidates = ops.reshape(candidates, (batch, n_candidates))
+    n_valid = ops.sum(ops.cast(flat_candidates, "int32"), axis=1)  # (batch,)
+    neg_inf = ops.convert_to_tensor(float("-inf"), dtype=flat_scores.dtype)
+    # One full sort per image; ties keep the lower flat index first (anchor, then column).
+    _, order = ops.top_k(ops.where(flat_candidates, flat_scores, neg_inf), k=n_candidates)
+    order = ops.cast(order, "int32")
+
+    slots = ops.arange(top_k, dtype="int32")
+    group_ids = ops.arange(n_groups, dtype="int32")
+    chunk_positions = ops.arange(chunk, dtype="int32")
+
+    def not_done(start, rows, row_groups, filled, n_kept, group_counts):
+        return ops.any(ops.logical_and(n_kept < top_k, start < n_valid))
+
+    def step(start, rows, row_groups, filled, n_kept, group_counts):
+        positions = start + chunk_positions  # (chunk,)
+        in_range = positions[None, :] < n_valid[:, None]  # (batch, chunk)
+        flat_index = ops.take(order, ops.minimum(positions, n_candidates - 1), axis=1)
+        anchor = flat_index // n_columns  # (batch, chunk)
+        group = flat_index % n_columns if group_by_column else ops.zeros_like(flat_index)
+        chunk_boxes = ops.take_along_axis(boxes, anchor[..., None], axis=1)  # (batch, chunk, 4)
+        chunk_scores = ops.take_along_axis(flat_scores, flat_index, axis=1)
+        chunk_class_ids = ops.take_along_axis(flat_class_ids, flat_index, axis=1)
+
+        # Suppressed by a box kept in an earlier chunk (only the first top_k kept can matter:
+        # once an image has top_k rows, nothing after them is output).
+        overlap = pairwise_iou(chunk_boxes, rows[..., 2:]) > iou_threshold  # (batch, chunk, top_k)
+        same_group = ops.equal(group[:, :, None], row_groups[:, None, :])
+        by_earlier = ops.logical_and(ops.logical_and(overlap, same_group), filled[:, None, :])
+        candidate = ops.logical_and(in_range, ops.logical_not(ops.any(by_earlier, axis=2)))
+        keep = _greedy_nms_in_chunk(chunk_boxes, group, candidate, iou_threshold)
+
+        # At most max_per_group kept boxes per group. Boxes past the cap would only suppress later
+        # boxes of their own group, which are past the cap as well.
+        one_hot = ops.logical_and(
+            ops.equal(group[:, :, None], group_ids[None, None, :]), keep[:, :, None]
+        )  # (batch, chunk, groups)
+        one_hot = ops.cast(one_hot, "int32")
+        rank_in_group = ops.sum(ops.cumsum(one_hot, axis=1) * one_hot, axis=2)  # 1-based
+        count_before = ops.take_along_axis(group_counts, group, axis=1)
+        keep = ops.logical_and(keep, count_before + rank_in_group <= max_per_group)
+        keep_int = ops.cast(keep, "int32")
+        group_counts = group_counts + ops.sum(one_hot * keep_int[:, :, None], axis=1)
+
+        # Append the kept boxes, in order, after the n_kept rows already there.
+        slot = n_kept[:, None] + ops.cumsum(keep_int, axis=1) - 1  # (batch, chunk)
+        goes_to = ops.logical_and(
+            ops.equal(slot[:, :, None], slots[None, None, :]), keep[:, :, None]
+        )  # (batch, chunk, top_k)
+        new_rows = ops.concatenate(
+            [chunk_class_ids[..., None], chunk_scores[..., None], chunk_boxes], axis=-1
+        )  # (batch, chunk, 6)
+        placed = ops.sum(ops.where(goes_to[..., None], new_rows[:, :, None, :], 0.0), axis=1)
+        placed_groups = ops.sum(ops.where(goes_to, group[:, :, None], 0), axis=1)
+        newly_filled = ops.any(goes_to, axis=1)
+        rows = ops.where(newly_filled[..., None], placed, rows)
+        row_groups = ops.where(newly_filled, placed_groups, row_groups)
+        filled = ops.logical_or(filled, newly_filled)
+        n_kept = n_kept + ops.sum(keep_int, axis=1)
+        return start + chunk, rows, row_groups, filled, n_kept, group_counts
+
+    state = (
+        ops.convert_to_tensor(0, dtype="int32"),
+        ops.zeros((batch, top_k, 6), dtype=dtype),
+        ops.zeros((batch, top_k), dtype="int32"),
+        ops.zeros((batch, top_k), dtype="bool"),
+        ops.zeros((batch,), dtype="int32"),
+        ops.zeros((batch, n_groups), dtype="int32"),
+    )
+    _, rows, _, _, _, _ = ops.while_loop(not_done, step, state)
+    return rows
