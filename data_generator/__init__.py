@@ -107,3 +107,37 @@ __all__ += [
     "Translate",
     "apply_inverse_transforms",
 ]
+
+# DataGenerator (parsers, HDF5, batches, PyDataset form), image reading, the bad-item report and
+# the synthetic shapes dataset.
+from data_generator.data_report import (  # noqa: E402
+    DataIssue,
+    DataReport,
+    DataValidationError,
+    DataWarning,
+)
+from data_generator.image_io import ImageReadError, read_image  # noqa: E402
+from data_generator.object_detection_2d_data_generator import (  # noqa: E402
+    RETURNS_ORDER,
+    VOC_CLASSES,
+    DataGenerator,
+    DatasetError,
+    DegenerateBatchError,
+)
+from data_generator.synthetic_shapes import SHAPE_CLASSES, make_synthetic_dataset  # noqa: E402
+
+__all__ += [
+    "RETURNS_ORDER",
+    "SHAPE_CLASSES",
+    "VOC_CLASSES",
+    "DataGenerator",
+    "DataIssue",
+    "DataReport",
+    "DataValidationError",
+    "DataWarning",
+    "DatasetError",
+    "DegenerateBatchError",
+    "ImageReadError",
+    "make_synthetic_dataset",
+    "read_image",
+]

@@ -158,6 +158,15 @@ def _accepts(function: Callable, parameter: str) -> bool:
         return False
 
 
+def _as_inverter_list(inverter) -> list:
+    """A transformation's inverter as a list: a chain returns a list of them (in order)."""
+    if inverter is None:
+        return []
+    if isinstance(inverter, (list, tuple)):
+        return list(inverter)
+    return [inverter]
+
+
 def _stack_images(images: list[np.ndarray]) -> np.ndarray:
     """One array `(batch, h, w, c)` when all images agree in shape, else a 1-D object array."""
     if images and all(image.shape == images[0].shape for image in images):
@@ -1176,12 +1185,12 @@ class DataGenerator:
                 if has_labels:
                     if with_inverter:
                         image, y, inverter = transform(image, y, return_inverter=True)
-                        inverters[j].append(inverter)
+                        inverters[j].append(_as_inverter_list(inverter))
                     else:
                         image, y = transform(image, y)
                 elif with_inverter:
                     image, inverter = transform(image, return_inverter=True)
-                    inverters[j].append(inverter)
+                    inverters[j].append(_as_inverter_list(inverter))
                 else:
                     image = transform(image)
                 if image is None:  # e.g. a random patch sampler that found no valid patch
@@ -1208,7 +1217,8 @@ class DataGenerator:
                             continue
                 labels[j] = y
             images[j] = image
-            inverters[j] = inverters[j][::-1]
+            # last transformation first; a chain's own list is already in application order
+            inverters[j] = [inv for stage in reversed(inverters[j]) for inv in stage]
             keep.append(j)
 
         if not keep:
@@ -1279,8 +1289,9 @@ class DataGenerator:
                 ``processed_images`` (`(batch, h, w, 3)` uint8, or an object array when sizes
                 differ), ``encoded_labels``, ``matched_anchors``, ``processed_labels`` (list of
                 `(k_i, 5)`), ``filenames``, ``image_ids``, ``evaluation-neutral`` (list of bool
-                arrays), ``inverse_transform`` (per item the inverters, last transformation
-                first), ``original_images``, ``original_labels``.
+                arrays), ``inverse_transform`` (per item the list of inverters to apply
+                in order to predictions: last transformation first; a chain returning a list
+                of inverters contributes that list), ``original_images``, ``original_labels``.
             keep_images_without_gt: keep items that have no boxes.
             degenerate_box_handling: ``'remove'`` boxes with ``xmax <= xmin`` or
                 ``ymax <= ymin`` after the transformations, ``'warn'`` about them, or
