@@ -428,6 +428,29 @@ def _check_graph_model(model, fn_name: str) -> None:
         )
 
 
+def _clone(model, clone_function):
+    """`keras.models.clone_model` keeping the input layers' names, returning an uncompiled copy.
+
+    (clone_model would re-compile the copy from the original's compile config, which fails for
+    losses that do not serialise, such as a bound `SSDLoss().compute_loss`; the copies made here
+    are meant to be compiled by the caller anyway.)
+    """
+    compiled = getattr(model, "compiled", False)
+    model.compiled = False
+    try:
+        if isinstance(model, keras.Sequential):
+            return keras.models.clone_model(model, clone_function=clone_function)
+        inputs = [
+            keras.Input(batch_shape=t.shape, dtype=t.dtype, name=t._keras_history.operation.name)
+            for t in model.inputs
+        ]
+        if len(inputs) == 1 and not isinstance(model._inputs_struct, (list, tuple)):
+            inputs = inputs[0]
+        return keras.models.clone_model(model, input_tensors=inputs, clone_function=clone_function)
+    finally:
+        model.compiled = compiled
+
+
 def _fresh_copy(layer):
     """A new layer with the same config (weights copied later), or `layer` itself if it has no
     weights and cannot be re-created from its config (e.g. a Lambda in safe mode)."""
@@ -503,7 +526,7 @@ def prune_low_magnitude(
         copies[layer.name] = new
         return new
 
-    pruned = keras.models.clone_model(model, clone_function=clone)
+    pruned = _clone(model, clone)
     for name, new in copies.items():
         old = model.get_layer(name)
         if new is old:
@@ -530,7 +553,7 @@ def strip_pruning(model: keras.Model) -> keras.Model:
         copies[layer.name] = (layer, new)
         return new
 
-    stripped = keras.models.clone_model(model, clone_function=clone)
+    stripped = _clone(model, clone)
     for old, new in copies.values():
         if new is old:
             continue

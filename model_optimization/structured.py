@@ -35,7 +35,7 @@ from collections.abc import Callable, Iterable, Mapping
 import keras
 import numpy as np
 
-from model_optimization.pruning import PruneLowMagnitude, _check_graph_model, _fresh_copy
+from model_optimization.pruning import PruneLowMagnitude, _check_graph_model, _clone, _fresh_copy
 
 __all__ = [
     "prunable_filters",
@@ -358,7 +358,7 @@ def remove_filters(model: keras.Model, keep: Mapping[str, Iterable[int]]) -> ker
         copies[layer.name] = (layer, new)
         return new
 
-    smaller = keras.models.clone_model(model, clone_function=clone)
+    smaller = _clone(model, clone)
     for old, new in copies.values():
         if new is old:
             continue
