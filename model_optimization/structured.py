@@ -141,14 +141,20 @@ class _Graph:
         self.layers = {layer.name: layer for layer in model.layers}
 
     def trace(self, producer_name: str):
-        """`(preserving, consumers)` layers reached by `producer_name`'s channels, or a reason."""
+        """Layers reached by `producer_name`'s channels, or a string saying why it cannot be pruned.
+
+        Returns:
+            `(preserving, consumers)`: lists of `(layer, factor)`; `factor` is how many channels
+            each producer channel has become at the layer's input (DepthwiseConv2D with
+            `depth_multiplier=m` turns channel `c` into channels `c*m ... c*m + m - 1`).
+        """
         producer = self.layers[producer_name]
         if not isinstance(producer, _PRODUCERS) or getattr(producer, "groups", 1) != 1:
             return f"'{producer_name}' ({type(producer).__name__}) is not a Conv/Dense layer"
         preserving, consumers = [], []
-        frontier = [producer_name]
+        frontier = [(producer_name, 1)]
         while frontier:
-            name = frontier.pop(0)
+            name, factor = frontier.pop(0)
             if name in self.shared:
                 return f"'{name}' is shared (called more than once)"
             if name in self.outputs:
@@ -158,12 +164,13 @@ class _Graph:
                 if self.n_inputs.get(layer.name, 1) != 1:
                     return f"'{layer.name}' ({type(layer).__name__}) has several inputs"
                 if kind == "preserve":
-                    preserving.append(layer)
-                    frontier.append(layer.name)
+                    preserving.append((layer, factor))
+                    out_factor = factor * int(getattr(layer, "depth_multiplier", 1))
+                    frontier.append((layer.name, out_factor))
                 elif kind == "consume":
                     if layer.name in self.shared:
                         return f"'{layer.name}' is shared (called more than once)"
-                    consumers.append(layer)
+                    consumers.append((layer, factor))
                 elif kind == "shape_only":
                     continue
                 else:
@@ -172,6 +179,11 @@ class _Graph:
                         f"({type(layer).__name__}), which depends on the channel layout"
                     )
         return preserving, consumers
+
+
+def _expand(keep: np.ndarray, factor: int) -> np.ndarray:
+    """Channel indices after a depth multiplier: `c -> c * factor + (0 .. factor - 1)`."""
+    return (keep[:, None] * factor + np.arange(factor)[None, :]).ravel()
 
 
 def _check_no_wrappers(model):
@@ -217,7 +229,7 @@ def filter_importance(
         traced = _Graph(model).trace(layer_name)
         if isinstance(traced, str):
             raise ValueError(f"Layer '{layer_name}' cannot be pruned: {traced}.")
-        bns = [p for p in traced[0] if isinstance(p, keras.layers.BatchNormalization)]
+        bns = [p for p, _ in traced[0] if isinstance(p, keras.layers.BatchNormalization)]
         if not bns or bns[0].gamma is None:
             raise ValueError(
                 f"criterion='bn_gamma': no BatchNormalization with a gamma follows '{layer_name}'."
@@ -291,6 +303,7 @@ def select_filters(
 
 
 def _slice_preserving(layer, keep: np.ndarray, n_channels: int) -> list[np.ndarray]:
+    """Slice a channel-preserving layer's weights; `keep` indexes its `n_channels` inputs."""
     values = []
     for variable in layer.weights:
         value = keras.ops.convert_to_numpy(variable)
@@ -340,10 +353,10 @@ def remove_filters(model: keras.Model, keep: Mapping[str, Iterable[int]]) -> ker
                 f"received {list(indices)}."
             )
         out_keep[name] = idx
-        for layer in traced[0]:
-            preserved[layer.name] = (idx, n)
-        for layer in traced[1]:
-            in_keep[layer.name] = idx
+        for layer, factor in traced[0]:
+            preserved[layer.name] = (_expand(idx, factor), n * factor)
+        for layer, factor in traced[1]:
+            in_keep[layer.name] = _expand(idx, factor)
 
     copies = {}
 
