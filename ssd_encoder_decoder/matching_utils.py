@@ -15,7 +15,12 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["match_bipartite_greedy", "match_bipartite_greedy_batch", "match_multi"]
+__all__ = [
+    "match_bipartite_greedy",
+    "match_bipartite_greedy_batch",
+    "match_bipartite_greedy_rows",
+    "match_multi",
+]
 
 
 def match_bipartite_greedy_batch(weight_matrix, valid_rows=None) -> np.ndarray:
@@ -23,8 +28,7 @@ def match_bipartite_greedy_batch(weight_matrix, valid_rows=None) -> np.ndarray:
 
     For each batch item, ``k`` rounds (``k`` = its number of valid rows) each pick the largest
     remaining weight (first row, then first column among equal values), assign that column to that
-    row and remove both. Only the rows whose cached best column was just taken are searched again,
-    so a round costs ``O(n_anchors)`` instead of ``O(n_gt * n_anchors)``.
+    row and remove both.
 
     Differences from the original (only reachable when a ground truth has weight 0 with every
     anchor still free): the original zeroed removed rows/columns, so such a ground truth could be
@@ -39,47 +43,81 @@ def match_bipartite_greedy_batch(weight_matrix, valid_rows=None) -> np.ndarray:
         ``(batch, n_gt)`` int64: the anchor index matched to each valid row, -1 for invalid rows
         (and for valid rows left over when there are more ground truths than anchors).
     """
-    weights = np.array(weight_matrix, copy=True)
+    weights = np.asarray(weight_matrix)
     if weights.ndim != 3:
         raise ValueError(
             f"weight_matrix must have shape (batch, n_gt, n_anchors), got {weights.shape}"
         )
     batch, n_gt, n_anchors = weights.shape
-    matches = np.full((batch, n_gt), -1, dtype=np.int64)
-    if n_gt == 0 or n_anchors == 0:
-        return matches
     if valid_rows is None:
         valid_rows = np.ones((batch, n_gt), dtype=bool)
     valid_rows = np.asarray(valid_rows, dtype=bool)
     if valid_rows.shape != (batch, n_gt):
         raise ValueError(f"valid_rows must have shape {(batch, n_gt)}, got {valid_rows.shape}")
+    row_table = np.where(valid_rows, np.arange(batch * n_gt).reshape(batch, n_gt), -1)
+    flat = match_bipartite_greedy_rows(weights.reshape(batch * n_gt, n_anchors), row_table)
+    return np.where(valid_rows, flat.reshape(batch, n_gt), -1)
+
+
+def match_bipartite_greedy_rows(weights: np.ndarray, row_table: np.ndarray) -> np.ndarray:
+    """Greedy bipartite matching of several images whose weight rows share one matrix.
+
+    Args:
+        weights: ``(n_rows, n_anchors)`` weights; row ``r`` belongs to the image whose line of
+            ``row_table`` lists it. Not modified.
+        row_table: ``(batch, max_gt)`` int row indices into ``weights``, -1 for padding.
+
+    Returns:
+        ``(n_rows,)`` int64 anchor matched to each row (-1 if none could be). Each round handles
+        every image at once; only the rows whose cached best anchor was just taken are searched
+        again (with that image's taken anchors masked), so a round costs ``O(n_anchors)`` per
+        such row instead of ``O(n_gt * n_anchors)``.
+    """
+    weights = np.asarray(weights)
     if not np.issubdtype(weights.dtype, np.floating):
         weights = weights.astype(np.float64)
-    weights[~valid_rows] = -np.inf
+    n_rows, n_anchors = weights.shape
+    row_table = np.asarray(row_table, dtype=np.int64)
+    batch, max_gt = row_table.shape
+    matches = np.full(n_rows, -1, dtype=np.int64)
+    if n_rows == 0 or n_anchors == 0 or max_gt == 0:
+        return matches
+    padded = row_table < 0
+    safe_table = np.where(padded, 0, row_table)
+    image_of_row = np.zeros(n_rows, dtype=np.int64)
+    image_of_row[row_table[~padded]] = np.nonzero(~padded)[0]
 
-    best_col = np.argmax(weights, axis=2)  # (batch, n_gt)
-    best_val = np.take_along_axis(weights, best_col[..., None], axis=2)[..., 0]
-    best_val[~valid_rows] = -np.inf
+    best_col = np.argmax(weights, axis=1)  # (n_rows,)
+    best_val = weights[np.arange(n_rows), best_col].astype(np.float64)
+    best_val[np.isnan(best_val)] = -np.inf
+    done = np.ones(n_rows, dtype=bool)
+    done[row_table[~padded]] = False  # rows outside the table are never matched
+    taken = np.full((batch, max_gt), -1, dtype=np.int64)  # anchors taken per image, in order
     batch_index = np.arange(batch)
-    for _ in range(int(valid_rows.sum(axis=1).max())):
-        row = np.argmax(best_val, axis=1)  # (batch,)
-        active = best_val[batch_index, row] > -np.inf
+    for step in range(max_gt):
+        values = np.where(padded | done[safe_table], -np.inf, best_val[safe_table])  # (B, K)
+        slot = np.argmax(values, axis=1)
+        active = values[batch_index, slot] > -np.inf
         if not active.any():
             break
-        b, row = batch_index[active], row[active]
-        col = best_col[b, row]
-        matches[b, row] = col
-        weights[b, row, :] = -np.inf
-        best_val[b, row] = -np.inf
-        weights[b, :, col] = -np.inf
-        # Rows whose best column was just taken look again (others keep their cached best).
-        stale_b, stale_row = np.nonzero((best_col[b] == col[:, None]) & (best_val[b] > -np.inf))
-        if stale_b.size:
-            stale_b = b[stale_b]
-            rows = weights[stale_b, stale_row]  # (n_stale, n_anchors)
-            new_col = np.argmax(rows, axis=1)
-            best_col[stale_b, stale_row] = new_col
-            best_val[stale_b, stale_row] = rows[np.arange(len(new_col)), new_col]
+        b = batch_index[active]
+        rows = safe_table[b, slot[active]]
+        cols = best_col[rows]
+        matches[rows] = cols
+        done[rows] = True
+        taken[b, step] = cols
+        # Rows of the same image whose best anchor was just taken look again.
+        taken_by_image = np.full(batch, -1, dtype=np.int64)
+        taken_by_image[b] = cols
+        stale = np.nonzero(~done & (best_col == taken_by_image[image_of_row]))[0]
+        if stale.size:
+            candidates = weights[stale].astype(np.float64)  # (n_stale, n_anchors), a copy
+            owner = taken[image_of_row[stale], : step + 1]  # (n_stale, step + 1)
+            which, k = np.nonzero(owner >= 0)
+            candidates[which, owner[which, k]] = -np.inf
+            new_col = np.argmax(candidates, axis=1)
+            best_col[stale] = new_col
+            best_val[stale] = candidates[np.arange(len(stale)), new_col]
     return matches
 
 

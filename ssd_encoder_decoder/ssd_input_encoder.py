@@ -24,12 +24,11 @@ from bounding_box_utils.bounding_box_utils import (
     border_offset,
     check_coords,
     convert_coordinates,
-    iou,
 )
 from ssd_encoder_decoder.anchor_boxes import generate_anchors, resolve_anchor_config
-from ssd_encoder_decoder.matching_utils import match_bipartite_greedy_batch
+from ssd_encoder_decoder.matching_utils import match_bipartite_greedy_rows
 
-__all__ = ["DegenerateBoxError", "SSDInputEncoder"]
+__all__ = ["AnchorIoU", "DegenerateBoxError", "SSDInputEncoder"]
 
 _CLASS_ID, _XMIN, _YMIN, _XMAX, _YMAX = (LABEL_FORMAT.index(k) for k in LABEL_FORMAT)
 
@@ -192,8 +191,13 @@ class SSDInputEncoder:
         )
         self.anchors = np.concatenate([boxes.reshape(-1, 4) for boxes in self.boxes_list])
         # The corners the original's iou() derived from the anchors, computed once.
-        self._anchor_corners = _iou_corners(self.anchors, coords, border_pixels)
-        self._anchor_corners_pixels = None
+        # IoUs with the anchors as the original computed them (its iou() converted the anchors
+        # back to corners).
+        self._anchor_iou = AnchorIoU(
+            _iou_corners(self.anchors, coords, border_pixels), border_pixels
+        )
+        self._pixel_iou = None
+        self._template_row = None
 
     @property
     def n_anchors(self) -> int:
@@ -258,44 +262,100 @@ class SSDInputEncoder:
                 index and the box).
             ValueError: labels of the wrong shape, non-finite values or class ids out of range.
         """
-        labels, valid = self._stack_labels(ground_truth_labels)  # (B, K, 5) float64, (B, K)
-        batch_size, max_boxes = valid.shape
-        n_cls = self.n_classes
-        y_encoded = self.generate_encoding_template(batch_size)
-        y_encoded[:, :, self.background_id] = 1.0
+        labels, counts = self._stack_labels(ground_truth_labels)  # (M, 5) float64, (B,)
+        batch_size, n_rows = len(counts), len(labels)
+        y_encoded = np.empty((batch_size, self.n_anchors, self.n_classes + 12))
+        y_encoded[...] = self._row_template()  # every anchor background, offsets 0
+        if n_rows > 0:
+            targets, similarities = self._targets_and_ious(labels)  # (M, 4), (M, N)
+            image_of_row = np.repeat(np.arange(batch_size), counts)
+            starts = np.cumsum(counts) - counts
+            slots = np.arange(int(counts.max()))
+            row_table = np.where(slots < counts[:, None], starts[:, None] + slots, -1)
 
-        if max_boxes > 0 and valid.any():
-            targets, similarities = self._targets_and_ious(labels, valid)  # (B,K,4), (B,K,N)
-            one_hot = np.eye(n_cls)[labels[..., _CLASS_ID].astype(np.int64)]  # (B, K, n_cls)
-            gt_rows = np.concatenate([one_hot, targets], axis=-1)  # (B, K, n_cls + 4)
+            # (1) Bipartite: one anchor per ground truth.
+            bipartite = match_bipartite_greedy_rows(similarities, row_table)  # (M,)
+            rows = np.nonzero(bipartite >= 0)[0]
+            pos_image, pos_anchor, pos_row = image_of_row[rows], bipartite[rows], rows
+            matched = np.zeros((batch_size, self.n_anchors), dtype=bool)
+            matched[pos_image, pos_anchor] = True
 
-            bipartite = match_bipartite_greedy_batch(similarities, valid)  # (B, K)
-            b_idx, gt_idx = np.nonzero(bipartite >= 0)
-            anchor_idx = bipartite[b_idx, gt_idx]
-            matched = np.zeros(similarities.shape[::2], dtype=bool)  # (B, N)
-            matched[b_idx, anchor_idx] = True
-            y_encoded[b_idx, anchor_idx, :-8] = gt_rows[b_idx, gt_idx]
-
-            # Best ground truth of every anchor (first one on ties, as np.argmax).
-            best_gt = np.argmax(similarities, axis=1)  # (B, N)
-            best_iou = np.take_along_axis(similarities, best_gt[:, None, :], axis=1)[:, 0, :]
+            # (2)/(3) The best IoU of every anchor over its image's ground truths.
+            nonempty = np.nonzero(counts > 0)[0]
+            best = np.full((batch_size, self.n_anchors), -np.inf)
+            best[nonempty] = np.maximum.reduceat(similarities, starts[nonempty], axis=0)
+            low = self.neg_iou_limit
             if self.matching_type == "multi":
-                multi = ~matched & (best_iou >= self.pos_iou_threshold)
-                mb, ma = np.nonzero(multi)
-                y_encoded[mb, ma, :-8] = gt_rows[mb, best_gt[mb, ma]]
-                matched |= multi
-            neutral = ~matched & (best_iou >= self.neg_iou_limit)
-            y_encoded[:, :, self.background_id][neutral] = 0.0
+                low = min(low, self.pos_iou_threshold)
+            cand_image, cand_anchor = np.nonzero(~matched & (best >= low))
+            cand_best = best[cand_image, cand_anchor]
+            if self.matching_type == "multi":
+                is_pos = cand_best >= self.pos_iou_threshold
+                multi_image, multi_anchor = cand_image[is_pos], cand_anchor[is_pos]
+                multi_row = _first_row_reaching(
+                    similarities, starts, counts, multi_image, multi_anchor, cand_best[is_pos]
+                )
+                pos_image = np.concatenate([pos_image, multi_image])
+                pos_anchor = np.concatenate([pos_anchor, multi_anchor])
+                pos_row = np.concatenate([pos_row, multi_row])
+                keep = ~is_pos
+                cand_image, cand_anchor, cand_best = (
+                    cand_image[keep],
+                    cand_anchor[keep],
+                    cand_best[keep],
+                )
+            neutral = cand_best >= self.neg_iou_limit
+            y_encoded[cand_image[neutral], cand_anchor[neutral], self.background_id] = 0.0
 
-        self._encode_offsets(y_encoded)
+            # Positives: one-hot class and the offsets of their ground truth.
+            one_hot = np.eye(self.n_classes)[labels[pos_row, _CLASS_ID].astype(np.int64)]
+            y_encoded[pos_image, pos_anchor, : self.n_classes] = one_hot
+            y_encoded[pos_image, pos_anchor, -12:-8] = self._offsets(
+                targets[pos_row], self.anchors[pos_anchor]
+            )
+
         if diagnostics:
             y_matched_anchors = y_encoded.copy()
             y_matched_anchors[:, :, -12:-8] = 0.0
             return y_encoded, y_matched_anchors
         return y_encoded
 
+    def _row_template(self) -> np.ndarray:
+        """One image's encoding without any ground truth, ``(n_anchors, n_classes + 12)``."""
+        if self._template_row is None:
+            row = self.generate_encoding_template(1)[0]
+            row[:, self.background_id] = 1.0
+            row[:, -12:-8] = 0.0  # the anchors encoded against themselves
+            self._template_row = row
+        return self._template_row
+
+    def _offsets(self, boxes: np.ndarray, anchors: np.ndarray) -> np.ndarray:
+        """Offsets of ``(P, 4)`` boxes from their ``(P, 4)`` anchors, in ``coords`` format.
+
+        The operations and their order are the original's (it encoded the whole tensor in place),
+        so the values are identical.
+        """
+        v = self.variances
+        out = boxes.copy()
+        if self.coords == "centroids":
+            out[:, [0, 1]] -= anchors[:, [0, 1]]
+            out[:, [0, 1]] /= anchors[:, [2, 3]] * v[[0, 1]]
+            out[:, [2, 3]] /= anchors[:, [2, 3]]
+            out[:, [2, 3]] = np.log(out[:, [2, 3]]) / v[[2, 3]]
+        elif self.coords == "corners":
+            out -= anchors
+            out[:, [0, 2]] /= (anchors[:, 2] - anchors[:, 0])[:, None]
+            out[:, [1, 3]] /= (anchors[:, 3] - anchors[:, 1])[:, None]
+            out /= v
+        else:  # minmax
+            out -= anchors
+            out[:, [0, 1]] /= (anchors[:, 1] - anchors[:, 0])[:, None]
+            out[:, [2, 3]] /= (anchors[:, 3] - anchors[:, 2])[:, None]
+            out /= v
+        return out
+
     def _stack_labels(self, ground_truth_labels) -> tuple[np.ndarray, np.ndarray]:
-        """Validates the labels and pads them into one ``(B, K, 5)`` float64 array and a mask."""
+        """Validates the labels; returns them stacked, ``(M, 5)`` float64, and ``(B,)`` counts."""
         if isinstance(ground_truth_labels, np.ndarray) and ground_truth_labels.ndim == 3:
             ground_truth_labels = list(ground_truth_labels)
         per_image = []
@@ -336,68 +396,107 @@ class SSDInputEncoder:
                     f"must be integers in [1, {self.n_classes - 1}]"
                 )
             per_image.append(array)
-        max_boxes = max((len(a) for a in per_image), default=0)
-        labels = np.zeros((len(per_image), max_boxes, 5), dtype=np.float64)
-        valid = np.zeros((len(per_image), max_boxes), dtype=bool)
-        for i, array in enumerate(per_image):
-            labels[i, : len(array)] = array
-            valid[i, : len(array)] = True
-        return labels, valid
+        counts = np.array([len(a) for a in per_image], dtype=np.int64)
+        labels = np.concatenate(per_image) if per_image else np.zeros((0, 5))
+        return labels, counts
 
-    def _targets_and_ious(self, labels: np.ndarray, valid: np.ndarray):
+    def _targets_and_ious(self, labels: np.ndarray):
         """Ground truths in the target format and their IoUs with every anchor.
 
         Returns:
-            ``(B, K, 4)`` boxes in ``coords`` format (normalised if ``normalize_coords``) and
-            ``(B, K, N)`` float64 IoUs, ``-inf`` in padded rows.
+            ``(M, 4)`` boxes in ``coords`` format (normalised if ``normalize_coords``) and
+            ``(M, N)`` float64 IoUs.
         """
-        boxes = labels[valid][:, [_XMIN, _YMIN, _XMAX, _YMAX]]  # (M, 4) corners, pixels
+        boxes = labels[:, [_XMIN, _YMIN, _XMAX, _YMAX]]  # (M, 4) corners, pixels
         if self.normalize_coords and self.border_pixels != "half":
             # The fix: the border term is a pixel, so apply it before normalising.
             targets = _from_corners(boxes, self.coords, self.border_pixels)
             targets = _normalize(targets, self.coords, self.img_height, self.img_width)
-            if self._anchor_corners_pixels is None:
+            if self._pixel_iou is None:
                 corners = _iou_corners(self.anchors, self.coords, "half")
-                self._anchor_corners_pixels = _denormalize_corners(
-                    corners, self.img_height, self.img_width
-                )
-            ious = iou(boxes, self._anchor_corners_pixels, "corners", "outer_product",
-                       self.border_pixels)  # fmt: skip
-        else:
-            # The original's order of operations: normalise the corners, convert them to
-            # `coords`, and let iou() convert both sides back to corners. Same float64 ops, so
-            # the same IoUs bit for bit (ties included).
-            if self.normalize_coords:
-                boxes = boxes.copy()
-                boxes[:, [1, 3]] /= self.img_height
-                boxes[:, [0, 2]] /= self.img_width
-            targets = _from_corners(boxes, self.coords, self.border_pixels)
-            gt_corners = _iou_corners(targets, self.coords, self.border_pixels)
-            ious = iou(gt_corners, self._anchor_corners, "corners", "outer_product",
-                       self.border_pixels)  # fmt: skip
-        batch_targets = np.zeros(valid.shape + (4,), dtype=np.float64)
-        batch_targets[valid] = targets
-        similarities = np.full(valid.shape + (self.n_anchors,), -np.inf, dtype=np.float64)
-        similarities[valid] = ious
-        return batch_targets, similarities
+                corners = _denormalize_corners(corners, self.img_height, self.img_width)
+                self._pixel_iou = AnchorIoU(corners, self.border_pixels)
+            return targets, self._pixel_iou(boxes)
+        # The original's order of operations: normalise the corners, convert them to `coords`,
+        # and let iou() convert both sides back to corners. Same float64 operations, so the
+        # same IoUs bit for bit (ties included).
+        if self.normalize_coords:
+            boxes = boxes.copy()
+            boxes[:, [1, 3]] /= self.img_height
+            boxes[:, [0, 2]] /= self.img_width
+        targets = _from_corners(boxes, self.coords, self.border_pixels)
+        return targets, self._anchor_iou(_iou_corners(targets, self.coords, self.border_pixels))
 
-    def _encode_offsets(self, y: np.ndarray) -> None:
-        """Turns the box slot ``[-12:-8]`` into offsets relative to the anchors, in place."""
-        if self.coords == "centroids":
-            y[:, :, [-12, -11]] -= y[:, :, [-8, -7]]
-            y[:, :, [-12, -11]] /= y[:, :, [-6, -5]] * y[:, :, [-4, -3]]
-            y[:, :, [-10, -9]] /= y[:, :, [-6, -5]]
-            y[:, :, [-10, -9]] = np.log(y[:, :, [-10, -9]]) / y[:, :, [-2, -1]]
-        elif self.coords == "corners":
-            y[:, :, -12:-8] -= y[:, :, -8:-4]
-            y[:, :, [-12, -10]] /= (y[:, :, -6] - y[:, :, -8])[..., None]
-            y[:, :, [-11, -9]] /= (y[:, :, -5] - y[:, :, -7])[..., None]
-            y[:, :, -12:-8] /= y[:, :, -4:]
-        else:  # minmax
-            y[:, :, -12:-8] -= y[:, :, -8:-4]
-            y[:, :, [-12, -11]] /= (y[:, :, -7] - y[:, :, -8])[..., None]
-            y[:, :, [-10, -9]] /= (y[:, :, -5] - y[:, :, -6])[..., None]
-            y[:, :, -12:-8] /= y[:, :, -4:]
+
+class AnchorIoU:
+    """IoUs of any boxes with one fixed set of anchors, equal bit for bit to `iou`.
+
+    `bounding_box_utils.iou` in ``'outer_product'`` mode computes, per pair, the overlap in x
+    times the overlap in y. Anchors sit on a few grids, so they have only a few hundred distinct
+    x-intervals and y-intervals (SSD300: 8732 anchors, a few hundred of each): the 1-D overlaps
+    are computed once per distinct interval and gathered, with the same floating-point
+    operations as `iou` in the same order, which makes the encoder several times faster.
+
+    Args:
+        anchor_corners: ``(N, 4)`` anchors ``[xmin, ymin, xmax, ymax]``.
+        border_pixels: ``'half'``, ``'include'`` or ``'exclude'``.
+
+    Call with ``(M, 4)`` corners; returns the ``(M, N)`` IoUs (float64).
+    """
+
+    def __init__(self, anchor_corners: np.ndarray, border_pixels: str = "half"):
+        corners = np.asarray(anchor_corners, dtype=np.float64)
+        self.d = border_offset(border_pixels)
+        self.border_pixels = border_pixels
+        self.x_intervals, self.x_index = np.unique(corners[:, [0, 2]], axis=0, return_inverse=True)
+        self.y_intervals, self.y_index = np.unique(corners[:, [1, 3]], axis=0, return_inverse=True)
+        self.x_index = self.x_index.reshape(-1)
+        self.y_index = self.y_index.reshape(-1)
+        d = self.d
+        self.areas = (corners[:, 2] - corners[:, 0] + d) * (corners[:, 3] - corners[:, 1] + d)
+        self.corners = corners
+
+    def __call__(self, boxes: np.ndarray) -> np.ndarray:
+        boxes = np.asarray(boxes, dtype=np.float64)
+        d = self.d
+        x_overlap = np.maximum(
+            0.0,
+            np.minimum(boxes[:, None, 2], self.x_intervals[None, :, 1])
+            - np.maximum(boxes[:, None, 0], self.x_intervals[None, :, 0])
+            + d,
+        )
+        y_overlap = np.maximum(
+            0.0,
+            np.minimum(boxes[:, None, 3], self.y_intervals[None, :, 1])
+            - np.maximum(boxes[:, None, 1], self.y_intervals[None, :, 0])
+            + d,
+        )
+        result = x_overlap[:, self.x_index]  # becomes the intersection, then the IoU
+        result *= y_overlap[:, self.y_index]
+        areas = (boxes[:, 2] - boxes[:, 0] + d) * (boxes[:, 3] - boxes[:, 1] + d)
+        union = areas[:, None] + self.areas[None, :]
+        union -= result
+        if (areas > 0).all() and (self.areas > 0).all():
+            result /= union  # every union is positive
+            return result
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.where(union > 0, result / np.where(union > 0, union, 1), 0.0)
+
+
+def _first_row_reaching(similarities, starts, counts, images, anchors, values) -> np.ndarray:
+    """For each (image, anchor), the first of the image's rows whose IoU equals ``values``.
+
+    This is ``np.argmax`` over the image's ground truths (first one on ties), for a sparse set
+    of anchors.
+    """
+    result = np.full(len(images), -1, dtype=np.int64)
+    for k in range(int(counts[images].max()) if len(images) else 0):
+        todo = (result < 0) & (k < counts[images])
+        rows = starts[images[todo]] + k
+        hit = similarities[rows, anchors[todo]] == values[todo]
+        idx = np.nonzero(todo)[0][hit]
+        result[idx] = rows[hit]
+    return result
 
 
 def _pair(value, default) -> tuple[float, float]:

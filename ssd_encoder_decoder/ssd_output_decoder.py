@@ -499,6 +499,9 @@ def _all_pairs_with(corners, odd, iou_threshold, border_pixels):
     return np.concatenate(i_all), np.concatenate(j_all)
 
 
+_SUB_BUCKETS = 3  # size buckets per factor 1 / t; finer buckets give tighter search windows
+
+
 def _candidate_pairs(corners, w, h, t):
     """A superset of the pairs ``i < j`` of regular boxes (``w, h > 0``) with IoU > t.
 
@@ -506,20 +509,22 @@ def _candidate_pairs(corners, w, h, t):
     border term: (a) ``t < w_i / w_j < 1 / t`` and the same for the heights, since the IoU is at
     most the ratio of the smaller to the larger side; (b) ``|cx_i - cx_j| < (w_i + w_j) / 2 -
     t * max(w_i, w_j)`` and the same in y, since the overlap width must exceed ``t`` times the
-    larger width. Boxes are bucketed by ``(log w, log h)`` in steps of ``log(1 / t)`` (so partners
-    are at most one bucket apart), each bucket is cut into horizontal bands and sorted by ``cx``;
-    every box then searches the neighbouring buckets' bands for its x-window.
+    larger width. Boxes are bucketed by ``(log w, log h)`` (``_SUB_BUCKETS`` buckets per factor
+    ``1 / t``, so partners are at most that many buckets apart), each bucket is cut into
+    horizontal bands and sorted by ``cx``; every box then searches the bands of the neighbouring
+    buckets (those with a larger id, and its own) for its x-window.
     """
+    k = _SUB_BUCKETS
     cx = (corners[:, 0] + corners[:, 2]) / 2.0
     cy = (corners[:, 1] + corners[:, 3]) / 2.0
-    step = np.log(1.0 / t) * (1 + 1e-9) + 1e-12
+    step = (np.log(1.0 / t) * (1 + 1e-9) + 1e-12) / k
     bw = np.floor(np.log(w) / step).astype(np.int64)
     bh = np.floor(np.log(h) / step).astype(np.int64)
     bw -= bw.min()
     bh -= bh.min()
-    n_bh = int(bh.max()) + 1
+    n_bw, n_bh = int(bw.max()) + 1, int(bh.max()) + 1
     bucket = bw * n_bh + bh  # (M,)
-    n_buckets = int(bucket.max()) + 1
+    n_buckets = n_bw * n_bh
 
     # Per-bucket size ranges (tighter than the bucket edges).
     w_min = np.full(n_buckets, np.inf)
@@ -530,72 +535,73 @@ def _candidate_pairs(corners, w, h, t):
     np.maximum.at(w_max, bucket, w)
     np.minimum.at(h_min, bucket, h)
     np.maximum.at(h_max, bucket, h)
+    occupied = np.isfinite(w_min)
 
-    # Bands: a bucket's band height is its largest possible y-window radius, so a window spans
-    # at most 3 bands.
+    # Bands about as high as the y-window of two equal boxes of the bucket's smallest height.
     x0, y0 = cx.min(), cy.min()
-    band_h = np.maximum((h_max + h_max / t) / 2.0 - t * h_max, 1e-12) * (1 + 1e-6)
+    band_h = np.where(occupied, np.maximum((1.0 - t) * h_min, 1e-12), 1.0)
     band = np.floor((cy - y0) / band_h[bucket]).astype(np.int64)
     n_bands = int(band.max()) + 1
     group = bucket * n_bands + band  # (M,) int64
-    span = (cx.max() - x0) + 4.0 * (w_max.max() / t) + 1.0
+    span = (cx.max() - x0) + 2.0 * float(np.max(w_max)) + 1.0  # > x-extent + any window
     order = np.lexsort((cx, group))
     group_sorted = group[order]
     groups = np.unique(group_sorted)
-    group_rank = np.searchsorted(groups, group_sorted)
-    keys = group_rank * span + (cx[order] - x0)
+    keys = np.searchsorted(groups, group_sorted) * span + (cx[order] - x0)
 
-    # Queries: (box, neighbour bucket, band).
-    occupied = np.zeros(n_buckets, dtype=bool)
-    occupied[bucket] = True
+    # Queries: (box, neighbour bucket with an id >= its own).
     q_box, q_bucket = [], []
-    for dbw in (-1, 0, 1):
-        for dbh in (-1, 0, 1):
+    for dbw in range(0, k + 1):
+        for dbh in range(-k, k + 1):
+            if dbw == 0 and dbh < 0:
+                continue
             nbw, nbh = bw + dbw, bh + dbh
-            ok = (nbw >= 0) & (nbh >= 0) & (nbh < n_bh)
+            ok = (nbw < n_bw) & (nbh >= 0) & (nbh < n_bh)
             nb = np.where(ok, nbw * n_bh + nbh, 0)
-            ok &= nb < n_buckets
-            ok[ok] &= occupied[nb[ok]]
+            ok &= occupied[nb]
             q_box.append(np.nonzero(ok)[0])
             q_bucket.append(nb[ok])
     q_box = np.concatenate(q_box)
     q_bucket = np.concatenate(q_bucket)
     wi, hi = w[q_box], h[q_box]
+    # Window radii bound (b) over the target bucket's sizes; the ratio test (a) prunes buckets.
     rx = (wi + w_max[q_bucket]) / 2.0 - t * np.maximum(wi, w_min[q_bucket])
     ry = (hi + h_max[q_bucket]) / 2.0 - t * np.maximum(hi, h_min[q_bucket])
-    # Slack for rounding: the exact IoU test below decides; the windows only need to be wide.
+    possible = (
+        (w_max[q_bucket] > t * wi)
+        & (wi > t * w_min[q_bucket])
+        & (h_max[q_bucket] > t * hi)
+        & (hi > t * h_min[q_bucket])
+    )
+    # Slack for rounding: the exact IoU test decides; the windows only need to be wide enough.
     rx += 1e-6 * (wi + w_max[q_bucket]) + 1e-9 * np.abs(cx[q_box])
     ry += 1e-6 * (hi + h_max[q_bucket]) + 1e-9 * np.abs(cy[q_box])
-    live = (rx > 0) & (ry > 0)
+    live = possible & (rx > 0) & (ry > 0)
     q_box, q_bucket, rx, ry = q_box[live], q_bucket[live], rx[live], ry[live]
     bh_q = band_h[q_bucket]
-    band_lo = np.floor((cy[q_box] - ry - y0) / bh_q).astype(np.int64)
-    band_hi = np.floor((cy[q_box] + ry - y0) / bh_q).astype(np.int64)
-    band_lo = np.maximum(band_lo, 0)
-    band_hi = np.minimum(band_hi, n_bands - 1)
-    n_q_bands = band_hi - band_lo + 1
-    rep = np.maximum(n_q_bands, 0)
+    band_lo = np.maximum(np.floor((cy[q_box] - ry - y0) / bh_q).astype(np.int64), 0)
+    band_hi = np.minimum(np.floor((cy[q_box] + ry - y0) / bh_q).astype(np.int64), n_bands - 1)
+    rep = np.maximum(band_hi - band_lo + 1, 0)
     qi = np.repeat(np.arange(len(q_box)), rep)
-    q_band = band_lo[qi] + (np.arange(len(qi)) - np.repeat(np.cumsum(rep) - rep, rep))
-    q_group = q_bucket[qi] * n_bands + q_band
-    pos = np.searchsorted(groups, q_group)
-    pos = np.minimum(pos, len(groups) - 1)
+    q_group = q_bucket[qi] * n_bands + band_lo[qi] + _ranges(rep)
+    pos = np.minimum(np.searchsorted(groups, q_group), len(groups) - 1)
     found = groups[pos] == q_group
     qi, pos = qi[found], pos[found]
     base = pos * span + (cx[q_box[qi]] - x0)
     lo = np.searchsorted(keys, base - rx[qi], side="left")
-    hi_idx = np.searchsorted(keys, base + rx[qi], side="right")
-    counts = hi_idx - lo
+    counts = np.searchsorted(keys, base + rx[qi], side="right") - lo
     nonzero = counts > 0
     qi, lo, counts = qi[nonzero], lo[nonzero], counts[nonzero]
-    total = int(counts.sum())
-    if total == 0:
-        empty = np.zeros(0, dtype=np.int64)
-        return empty, empty
-    offsets = np.arange(total) - np.repeat(np.cumsum(counts) - counts, counts)
-    j = order[np.repeat(lo, counts) + offsets]
     i = np.repeat(q_box[qi], counts)
-    # Exact y-window and one direction per pair.
-    dy = np.abs(cy[i] - cy[j])
-    keep = (i < j) & (dy < np.repeat(ry[qi], counts))
-    return i[keep], j[keep]
+    j = order[np.repeat(lo, counts) + _ranges(counts)]
+    # Same bucket: found from both ends, keep i < j. Other buckets: found once.
+    same = bucket[i] == bucket[j]
+    keep = (i < j) | ~same
+    i, j = i[keep], j[keep]
+    return np.minimum(i, j), np.maximum(i, j)
+
+
+def _ranges(counts: np.ndarray) -> np.ndarray:
+    """``concatenate([arange(c) for c in counts])``, vectorised."""
+    total = int(counts.sum())
+    return np.arange(total) - np.repeat(np.cumsum(counts) - counts, counts)
