@@ -7,6 +7,10 @@ For each model and batch size it times, after warm-up calls, the median of ``--r
 - ``inference``: forward + `DecodeDetections` (per-class NMS), the original's inference model;
 - ``inference_fast``: forward + `DecodeDetectionsFast` (optional, ``--variants``).
 
+Each result also has the median process CPU time of a call (all threads; on an idle machine it
+is about ``wall * threads``) and the 1-minute load average: on a shared machine the wall times
+grow with the load, the CPU times much less.
+
 The decoders are run with the notebooks' ``confidence_thresh=0.5`` by default. The weights are
 random (seeded), so few boxes pass that threshold: the decode numbers are the cost of a typical
 scene with few objects, not of a worst case; ``--confidence-thresh 0.01`` shows the worst case
@@ -43,16 +47,18 @@ MODELS = {
 }
 
 
-def _time_calls(model, x, warmup: int, runs: int) -> list[float]:
+def _time_calls(model, x, warmup: int, runs: int) -> tuple[list[float], list[float]]:
+    """Wall-clock and process CPU seconds of each of ``runs`` calls, after ``warmup`` calls."""
     for _ in range(warmup):
         model.predict_on_batch(x)
-    times = []
+    wall, cpu = [], []
     for _ in range(runs):
-        start = time.perf_counter()
+        start, start_cpu = time.perf_counter(), time.process_time()
         out = model.predict_on_batch(x)
         np.asarray(keras.ops.convert_to_numpy(out))  # make sure the result is materialised
-        times.append(time.perf_counter() - start)
-    return times
+        wall.append(time.perf_counter() - start)
+        cpu.append(time.process_time() - start_cpu)
+    return wall, cpu
 
 
 def main(argv=None) -> int:
@@ -78,7 +84,7 @@ def main(argv=None) -> int:
             model = builder(**{**preset, "mode": mode, "confidence_thresh": args.confidence_thresh})
             for batch_size in (int(b) for b in args.batch_sizes.split(",")):
                 x = rng.uniform(0, 255, (batch_size, height, width, channels)).astype("float32")
-                times = _time_calls(model, x, args.warmup, args.runs)
+                times, cpu_times = _time_calls(model, x, args.warmup, args.runs)
                 median = statistics.median(times)
                 results.append(
                     {
@@ -89,6 +95,8 @@ def main(argv=None) -> int:
                         "per_image_s": round(median / batch_size, 5),
                         "min_s": round(min(times), 5),
                         "max_s": round(max(times), 5),
+                        "median_cpu_s": round(statistics.median(cpu_times), 5),
+                        "load_average_1min": round(os.getloadavg()[0], 2),
                         "runs": args.runs,
                     }
                 )
