@@ -392,7 +392,7 @@ class SSDInputEncoder:
             if bad.any():
                 j = int(np.argmax(bad))
                 raise ValueError(
-                    f"ground_truth_labels[{i}] box {j} has class_id {class_ids[j]!r}; class ids "
+                    f"ground_truth_labels[{i}] box {j} has class_id {class_ids[j]:g}; class ids "
                     f"must be integers in [1, {self.n_classes - 1}]"
                 )
             per_image.append(array)

@@ -517,9 +517,13 @@ def _candidate_pairs(corners, w, h, t):
     k = _SUB_BUCKETS
     cx = (corners[:, 0] + corners[:, 2]) / 2.0
     cy = (corners[:, 1] + corners[:, 3]) / 2.0
+    log_w, log_h = np.log(w), np.log(h)
     step = (np.log(1.0 / t) * (1 + 1e-9) + 1e-12) / k
-    bw = np.floor(np.log(w) / step).astype(np.int64)
-    bh = np.floor(np.log(h) / step).astype(np.int64)
+    # Wider buckets are always safe (partners stay at most k apart); at most ~64 per axis.
+    spread = max(np.ptp(log_w), np.ptp(log_h))
+    step = max(step, spread / 64.0)
+    bw = np.floor(log_w / step).astype(np.int64)
+    bh = np.floor(log_h / step).astype(np.int64)
     bw -= bw.min()
     bh -= bh.min()
     n_bw, n_bh = int(bw.max()) + 1, int(bh.max()) + 1

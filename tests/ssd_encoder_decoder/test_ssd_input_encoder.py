@@ -1,0 +1,278 @@
+"""Tests of SSDInputEncoder: golden parity, a reference loop, hand cases, round trips."""
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from bounding_box_utils import convert_coordinates, iou
+from ssd_encoder_decoder.matching_utils import match_multi
+from ssd_encoder_decoder.ssd_input_encoder import AnchorIoU, DegenerateBoxError, SSDInputEncoder
+from ssd_encoder_decoder.ssd_output_decoder import decode_detections
+
+ENCODER_FIXTURES = ["encoder_ssd300", "encoder_ssd7", "encoder_ssd300_bipartite"]
+
+SSD300_KWARGS = {
+    "img_height": 300,
+    "img_width": 300,
+    "n_classes": 20,
+    "predictor_sizes": [[38, 38], [19, 19], [10, 10], [5, 5], [3, 3], [1, 1]],
+    "scales": [0.1, 0.2, 0.37, 0.54, 0.71, 0.88, 1.05],
+    "aspect_ratios_per_layer": [[1.0, 2.0, 0.5]]
+    + [[1.0, 2.0, 0.5, 3.0, 1.0 / 3.0]] * 3
+    + [[1.0, 2.0, 0.5]] * 2,
+    "steps": [8, 16, 32, 64, 100, 300],
+    "offsets": [0.5] * 6,
+    "variances": [0.1, 0.1, 0.2, 0.2],
+    "neg_iou_limit": 0.5,
+}
+# A small model (few anchors) for the reference-loop and round-trip tests.
+SMALL_KWARGS = {
+    "img_height": 120,
+    "img_width": 160,
+    "n_classes": 4,
+    "predictor_sizes": [[12, 16], [6, 8], [3, 4]],
+    "scales": [0.1, 0.25, 0.5, 0.8],
+    "aspect_ratios_global": [0.5, 1.0, 2.0],
+    "variances": [0.1, 0.1, 0.2, 0.2],
+    "neg_iou_limit": 0.3,
+}
+
+
+def fixture_labels(fixture):
+    return [fixture.npz[f"labels_{i}"] for i in range(fixture.meta["batch_size"])]
+
+
+def reference_encode(encoder, ground_truth_labels):
+    """The original SSDInputEncoder.__call__, image by image, with bounding_box_utils.iou."""
+    y = encoder.generate_encoding_template(len(ground_truth_labels))
+    y[:, :, encoder.background_id] = 1
+    eye = np.eye(encoder.n_classes)
+    for i, labels in enumerate(ground_truth_labels):
+        if labels.size == 0:
+            continue
+        labels = labels.astype(np.float64)
+        if encoder.normalize_coords:
+            labels[:, [2, 4]] /= encoder.img_height
+            labels[:, [1, 3]] /= encoder.img_width
+        if encoder.coords != "corners":
+            labels = convert_coordinates(labels, 1, f"corners2{encoder.coords}")
+        gt_rows = np.concatenate([eye[labels[:, 0].astype(int)], labels[:, 1:5]], axis=-1)
+        similarities = iou(labels[:, 1:5], y[i, :, -12:-8], coords=encoder.coords)
+        weights = similarities.copy()
+        bipartite = np.zeros(len(weights), dtype=int)
+        for _ in range(len(weights)):
+            best = np.argmax(weights, axis=1)
+            gt = np.argmax(weights[np.arange(len(weights)), best])
+            bipartite[gt] = best[gt]
+            weights[gt] = 0
+            weights[:, best[gt]] = 0
+        y[i, bipartite, :-8] = gt_rows
+        similarities[:, bipartite] = 0
+        if encoder.matching_type == "multi":
+            gt_idx, anchor_idx = match_multi(similarities, encoder.pos_iou_threshold)
+            y[i, anchor_idx, :-8] = gt_rows[gt_idx]
+            similarities[:, anchor_idx] = 0
+        neutral = np.nonzero(similarities.max(axis=0) >= encoder.neg_iou_limit)[0]
+        y[i, neutral, encoder.background_id] = 0
+    if encoder.coords == "centroids":
+        y[:, :, [-12, -11]] -= y[:, :, [-8, -7]]
+        y[:, :, [-12, -11]] /= y[:, :, [-6, -5]] * y[:, :, [-4, -3]]
+        y[:, :, [-10, -9]] /= y[:, :, [-6, -5]]
+        y[:, :, [-10, -9]] = np.log(y[:, :, [-10, -9]]) / y[:, :, [-2, -1]]
+    else:
+        x_cols, y_cols = ([0, 2], [1, 3]) if encoder.coords == "corners" else ([0, 1], [2, 3])
+        anchors = y[:, :, -8:-4]
+        y[:, :, -12:-8] -= anchors
+        width = anchors[..., x_cols[1]] - anchors[..., x_cols[0]]
+        height = anchors[..., y_cols[1]] - anchors[..., y_cols[0]]
+        y[:, :, [-12 + c for c in x_cols]] /= width[..., None]
+        y[:, :, [-12 + c for c in y_cols]] /= height[..., None]
+        y[:, :, -12:-8] /= y[:, :, -4:]
+    return y
+
+
+def random_labels(rng, n_images, img_h, img_w, n_classes, max_boxes=6):
+    labels = []
+    for _ in range(n_images):
+        k = int(rng.integers(0, max_boxes + 1))
+        w = rng.integers(4, img_w // 2, k)
+        h = rng.integers(4, img_h // 2, k)
+        x = rng.integers(0, img_w - w)
+        y = rng.integers(0, img_h - h)
+        cls = rng.integers(1, n_classes + 1, k)
+        labels.append(np.stack([cls, x, y, x + w, y + h], axis=1).astype(np.float32))
+    return labels
+
+
+@pytest.mark.parametrize("name", ENCODER_FIXTURES)
+def test_golden_encoder(golden, name):
+    fixture = golden(name)
+    encoder = SSDInputEncoder(**fixture.meta["encoder_kwargs"])
+    y = encoder(fixture_labels(fixture))
+    expected = fixture.npz["y_encoded"]
+    assert y.shape == expected.shape == tuple(fixture.meta["y_encoded_shape"])
+    n = encoder.n_classes
+    np.testing.assert_array_equal(y[..., :n], expected[..., :n])  # class columns exact
+    np.testing.assert_allclose(y[..., n:], expected[..., n:], rtol=1e-4, atol=1e-4)
+    for i, item in enumerate(fixture.meta["items"]):
+        positives = np.nonzero(y[i, :, 1:n].any(axis=-1))[0]
+        np.testing.assert_array_equal(positives, item["positive_anchor_indices"])
+        np.testing.assert_array_equal(
+            np.argmax(y[i, positives, :n], axis=-1), item["positive_anchor_classes"]
+        )
+        neutral = np.nonzero(~y[i, :, :n].any(axis=-1))[0]
+        np.testing.assert_array_equal(neutral, item["neutral_anchor_indices"])
+
+
+def test_golden_tie_is_resolved_like_the_original(golden):
+    # encoder_ssd300 item 1: a 6x6 box with 30 anchors at IoU 0.04 up to float64 rounding; the
+    # original's float64 argmax picks anchor 1903, and so do we (same operations, same order).
+    fixture = golden("encoder_ssd300")
+    encoder = SSDInputEncoder(**fixture.meta["encoder_kwargs"])
+    y = encoder([fixture.npz["labels_1"]])
+    positives = np.nonzero(y[0, :, 1:21].any(axis=-1))[0]
+    np.testing.assert_array_equal(positives, [1903])
+    assert np.argmax(y[0, 1903, :21]) == 5
+
+
+@pytest.mark.parametrize("name", ENCODER_FIXTURES)
+def test_golden_degenerate_box_raises(golden, name):
+    fixture = golden(name)
+    encoder = SSDInputEncoder(**fixture.meta["encoder_kwargs"])
+    for case in fixture.meta["error_cases"]:
+        labels = [np.array(x, dtype=np.float32).reshape(-1, 5) for x in case["ground_truth_labels"]]
+        with pytest.raises(DegenerateBoxError, match=r"ground_truth_labels\[0\] box 0"):
+            encoder(labels)
+
+
+def test_degenerate_error_names_image_box_and_values():
+    encoder = SSDInputEncoder(**SMALL_KWARGS)
+    good = np.array([[1, 10, 10, 50, 40]])
+    bad = np.array([[1, 10, 10, 50, 40], [2, 30, 20, 30, 60]])  # zero width
+    with pytest.raises(DegenerateBoxError, match=r"ground_truth_labels\[1\] box 1.*'xmin': 30"):
+        encoder([good, bad])
+    with pytest.raises(ValueError, match="class_id 9"):
+        encoder([np.array([[9, 10, 10, 50, 40]])])
+    with pytest.raises(ValueError, match="shape"):
+        encoder([np.array([[1, 10, 10, 50]])])
+    with pytest.raises(ValueError, match="non-finite"):
+        encoder([np.array([[1, 10, np.nan, 50, 40]])])
+
+
+def test_equals_the_reference_loop_on_random_batches():
+    rng = np.random.default_rng(7)
+    for matching_type in ("multi", "bipartite"):
+        for coords in ("centroids", "corners", "minmax"):
+            encoder = SSDInputEncoder(**SMALL_KWARGS, matching_type=matching_type, coords=coords)
+            labels = random_labels(rng, 6, 120, 160, 4)
+            np.testing.assert_array_equal(encoder(labels), reference_encode(encoder, labels))
+
+
+def test_anchor_iou_is_bitwise_bounding_box_utils_iou():
+    rng = np.random.default_rng(3)
+    encoder = SSDInputEncoder(**SSD300_KWARGS)
+    anchors = convert_coordinates(encoder.anchors, 0, "centroids2corners")
+    boxes = rng.random((25, 4))
+    boxes[:, [0, 2]] = np.sort(boxes[:, [0, 2]], axis=1)
+    boxes[:, [1, 3]] = np.sort(boxes[:, [1, 3]], axis=1)
+    for border_pixels in ("half", "include", "exclude"):
+        scaled = anchors * 300 if border_pixels != "half" else anchors
+        queries = boxes * 300 if border_pixels != "half" else boxes
+        expected = iou(queries, scaled, coords="corners", border_pixels=border_pixels)
+        got = AnchorIoU(scaled, border_pixels)(queries)
+        np.testing.assert_array_equal(got, expected)
+
+
+def test_empty_batch_items_are_all_background():
+    encoder = SSDInputEncoder(**SMALL_KWARGS)
+    y = encoder([np.zeros((0, 5)), np.array([[2, 10, 10, 60, 50]])])
+    assert y.shape == (2, encoder.n_anchors, 5 + 12)
+    assert (y[0, :, 0] == 1).all() and (y[0, :, 1:5] == 0).all() and (y[0, :, 5:9] == 0).all()
+    assert y[1, :, 2].sum() >= 1  # the box got at least its bipartite anchor
+    assert encoder([]).shape == (0, encoder.n_anchors, 17)
+
+
+def test_template_and_diagnostics(golden):
+    fixture = golden("anchors")
+    encoder = SSDInputEncoder(**SSD300_KWARGS)
+    template = encoder.generate_encoding_template(2)
+    assert template.shape == (2, 8732, 33)
+    assert (template[..., :21] == 0).all()
+    np.testing.assert_allclose(template[0, :, 21:25], fixture.npz["ssd300_anchors"], atol=1e-6)
+    np.testing.assert_allclose(template[1, :, 25:29], fixture.npz["ssd300_anchors"], atol=1e-6)
+    np.testing.assert_allclose(template[0, :, 29:], fixture.npz["ssd300_variances"], atol=1e-6)
+    _, centers, wh, steps, offsets = encoder.generate_encoding_template(1, diagnostics=True)
+    assert steps[0] == (8.0, 8.0) and offsets[0] == (0.5, 0.5)
+    np.testing.assert_allclose(centers[0][0][:2], [4.0, 12.0])  # cy of the first two rows
+    np.testing.assert_allclose(wh[0][0], [0.1, 0.1])  # 30 px / 300 px
+
+    y, matched = encoder([np.array([[3, 50, 60, 150, 200]])], diagnostics=True)
+    assert (matched[..., 21:25] == 0).all()
+    np.testing.assert_array_equal(matched[..., :21], y[..., :21])
+
+
+def test_border_pixels_is_applied_in_pixels():
+    # Fixed original bug: 'include' must add one pixel (1/300 here), not 1.0 normalised unit.
+    labels = [np.array([[1, 100, 100, 159, 179]])]  # 60 x 80 pixels with 'include'
+    for border_pixels, expected_w, expected_h in (("include", 60, 80), ("exclude", 58, 78)):
+        encoder = SSDInputEncoder(**SSD300_KWARGS, border_pixels=border_pixels)
+        y = encoder(labels)
+        assert np.isfinite(y).all()
+        pos = np.nonzero(y[0, :, 1])[0]
+        assert len(pos) >= 1
+        row = y[0, pos[0]]
+        width = np.exp(row[23] * row[31]) * row[27] * 300
+        height = np.exp(row[24] * row[32]) * row[28] * 300
+        np.testing.assert_allclose([width, height], [expected_w, expected_h], rtol=1e-9)
+
+
+@settings(max_examples=15, deadline=None)
+@given(st.integers(0, 2**31 - 1), st.sampled_from(["centroids", "corners", "minmax"]))
+def test_decoding_perfect_predictions_gives_back_the_ground_truth(seed, coords):
+    """decode(encode(labels)) == labels when the model predicts the targets exactly."""
+    rng = np.random.default_rng(seed)
+    encoder = SSDInputEncoder(**SMALL_KWARGS, coords=coords)
+    # Distinct classes per image so that NMS never merges two ground truths.
+    labels = []
+    for _ in range(3):
+        k = int(rng.integers(1, 5))
+        w = rng.integers(8, 80, k)
+        h = rng.integers(8, 60, k)
+        x = rng.integers(0, 160 - w)
+        y = rng.integers(0, 120 - h)
+        cls = rng.permutation(4)[:k] + 1
+        labels.append(np.stack([cls, x, y, x + w, y + h], axis=1).astype(np.float64))
+    y_true = encoder(labels)
+    y_pred = y_true.copy()
+    neutral = ~y_pred[..., :5].any(axis=-1)
+    y_pred[neutral, 0] = 1.0  # neutral anchors predict background
+    detections = decode_detections(
+        y_pred, confidence_thresh=0.5, iou_threshold=0.45, top_k="all",
+        input_coords=coords, img_height=120, img_width=160,
+    )  # fmt: skip
+    for decoded, expected in zip(detections, labels):
+        expected = expected[np.argsort(expected[:, 0])]
+        decoded = decoded[np.argsort(decoded[:, 0])]
+        assert decoded.shape == (len(expected), 6)
+        np.testing.assert_array_equal(decoded[:, 0], expected[:, 0])
+        np.testing.assert_allclose(decoded[:, 2:], expected[:, 1:], atol=1e-9)
+
+
+def test_numpy_package_does_not_import_keras():
+    code = (
+        "import sys, ssd_encoder_decoder.ssd_input_encoder, "
+        "ssd_encoder_decoder.ssd_output_decoder, ssd_encoder_decoder.matching_utils; "
+        "bad = [m for m in ('keras', 'tensorflow', 'jax', 'torch') if m in sys.modules]; "
+        "assert not bad, bad"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=str(_root()))
+
+
+def _root():
+    from pathlib import Path
+
+    return Path(__file__).resolve().parents[2]

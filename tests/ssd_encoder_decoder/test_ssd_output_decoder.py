@@ -1,0 +1,285 @@
+"""Tests of the decoders and greedy NMS: golden parity, brute-force references, hand cases."""
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from bounding_box_utils import convert_coordinates, iou
+from ssd_encoder_decoder.ssd_output_decoder import (
+    _suppression_pairs,
+    apply_inverse_transforms,
+    decode_boxes,
+    decode_detections,
+    decode_detections_fast,
+    greedy_nms,
+)
+
+
+def reference_greedy_nms(rows, iou_threshold, coords="corners", border_pixels="half"):
+    """The original loop: keep the argmax, drop the rest with IoU > threshold, repeat."""
+    left = np.array(rows, copy=True)
+    kept = []
+    while len(left):
+        best = np.argmax(left[:, 1])
+        box = left[best].copy()
+        kept.append(box)
+        left = np.delete(left, best, axis=0)
+        if not len(left):
+            break
+        overlaps = iou(left[:, 2:], box[None, 2:], coords=coords, border_pixels=border_pixels)
+        left = left[overlaps[:, 0] <= iou_threshold]
+    return np.array(kept).reshape(-1, 6)
+
+
+def reference_decode(y_pred, confidence_thresh, iou_threshold, top_k, **kw):
+    """The original decode_detections: a loop over images and classes."""
+    boxes = decode_boxes(y_pred, "centroids", True, kw["img_height"], kw["img_width"])
+    results = []
+    for b in range(len(y_pred)):
+        pred = []
+        for c in range(1, y_pred.shape[-1] - 12):
+            mask = y_pred[b, :, c] > confidence_thresh
+            rows = np.zeros((int(mask.sum()), 6), dtype=y_pred.dtype)
+            rows[:, 0], rows[:, 1], rows[:, 2:] = c, y_pred[b, mask, c], boxes[b, mask]
+            if len(rows):
+                pred.append(reference_greedy_nms(rows, iou_threshold).astype(np.float64))
+        pred = np.concatenate(pred) if pred else np.zeros((0, 6))
+        pred = pred[np.lexsort((pred[:, 0], -pred[:, 1]))]
+        results.append(pred if top_k == "all" else pred[:top_k])
+    return results
+
+
+# ---------------------------------------------------------------------------------- golden
+
+
+def test_golden_decode_detections(golden):
+    fixture = golden("decoder_ssd300")
+    case = next(c for c in fixture.meta["cases"] if c["name"] == "decode_detections")
+    y_pred = fixture.npz["y_pred"]
+    for dtype in (np.float32, np.float64):  # the fixture says float64 gives the same rows
+        detections = decode_detections(y_pred.astype(dtype), **case["kwargs"])
+        for b, rows in enumerate(detections):
+            expected = fixture.npz[f"decode_detections_{b}"]
+            assert rows.shape == expected.shape == (200, 6)
+            np.testing.assert_array_equal(rows[:, 0], expected[:, 0])
+            np.testing.assert_array_equal(rows[:, 1].astype(np.float32), expected[:, 1])
+            np.testing.assert_allclose(rows[:, 2:], expected[:, 2:], atol=1e-3)
+            assert np.all(np.diff(rows[:, 1]) <= 0)  # sorted (the original was not)
+
+
+def test_golden_decode_detections_fast(golden):
+    fixture = golden("decoder_ssd300")
+    case = next(c for c in fixture.meta["cases"] if c["name"] == "decode_detections_fast")
+    detections = decode_detections_fast(fixture.npz["y_pred"], **case["kwargs"])
+    for b, rows in enumerate(detections):
+        expected = fixture.npz[f"decode_detections_fast_{b}"]
+        assert rows.shape == expected.shape
+        np.testing.assert_array_equal(rows[:, :2], expected[:, :2])
+        np.testing.assert_allclose(rows[:, 2:], expected[:, 2:], atol=1e-3)
+
+
+def test_golden_nothing_survives(golden):
+    fixture = golden("decoder_ssd300")
+    case = next(c for c in fixture.meta["cases"] if c["name"] == "nothing_survives")
+    for decoder in (decode_detections, decode_detections_fast):
+        detections = decoder(fixture.npz["y_pred"], **case["kwargs"])
+        assert [d.shape for d in detections] == [(0, 6)] * 3  # the original gave (0,)
+
+
+def test_golden_greedy_nms(golden):
+    for case in golden("greedy_nms").meta["cases"]:
+        inputs = [np.array(x, dtype=np.float64).reshape(-1, 6) for x in case["y_pred_decoded"]]
+        kept = greedy_nms(inputs, case["iou_threshold"], case["coords"], case["border_pixels"])
+        for got, expected in zip(kept, case["expected"]):
+            np.testing.assert_array_equal(got, np.array(expected).reshape(-1, 6))
+
+
+# ------------------------------------------------------------------------------ hand cases
+
+
+def test_iou_exactly_at_the_threshold_is_kept():
+    # Suppression needs IoU > threshold: an IoU equal to it (45 / 100 = 0.45, 100 / 200 = 0.5,
+    # both exact in float64) keeps the box.
+    rows = np.array(
+        [
+            [1, 0.9, 0, 0, 10, 10],  # A
+            [1, 0.8, 1, 0, 11, 9],  # IoU with A = 81 / (100 + 90 - 81) = 0.743 -> dropped
+            [1, 0.7, 0, 0, 10, 20],  # IoU with A = 100 / 200 = 0.5 -> dropped at 0.45
+            [1, 0.6, 0, 0, 10, 4.5],  # IoU with A = 45 / 100 = 0.45 exactly -> kept
+        ]
+    )
+    kept = greedy_nms([rows], iou_threshold=0.45)[0]
+    np.testing.assert_array_equal(kept[:, 1], [0.9, 0.6])
+    # At 0.5 the third row is kept; the fourth overlaps it by 45 / 200 < 0.5 and stays too.
+    kept = greedy_nms([rows], iou_threshold=0.5)[0]
+    np.testing.assert_array_equal(kept[:, 1], [0.9, 0.7, 0.6])
+
+
+def test_only_kept_boxes_suppress():
+    # A > B > C in confidence; B overlaps A (suppressed), C overlaps B but not A -> kept.
+    rows = np.array(
+        [[1, 0.9, 0, 0, 10, 10], [1, 0.8, 5, 0, 15, 10], [1, 0.7, 10, 0, 20, 10]], dtype=float
+    )
+    kept = greedy_nms([rows], iou_threshold=0.3)[0]
+    np.testing.assert_array_equal(kept[:, 1], [0.9, 0.7])
+
+
+def test_confidence_ties_keep_the_earlier_row():
+    rows = np.array([[1, 0.5, 0, 0, 10, 10], [2, 0.5, 1, 1, 10, 10]], dtype=float)
+    np.testing.assert_array_equal(greedy_nms([rows], 0.45)[0], rows[:1])
+
+
+def test_extreme_thresholds():
+    rows = np.array(
+        [[1, 0.2, 0, 0, 10, 10], [1, 0.9, 50, 50, 60, 60], [1, 0.5, 0, 0, 10, 10]], dtype=float
+    )
+    # Negative threshold: every IoU (>= 0) exceeds it, only the most confident row survives.
+    np.testing.assert_array_equal(greedy_nms([rows], -0.1)[0], rows[[1]])
+    # Threshold 0: overlapping boxes suppress each other, disjoint ones do not.
+    np.testing.assert_array_equal(greedy_nms([rows], 0.0)[0], rows[[1, 2]])
+    # Threshold 1: nothing is suppressed (identical boxes have IoU exactly 1).
+    np.testing.assert_array_equal(greedy_nms([rows], 1.0)[0], rows[[1, 2, 0]])
+
+
+def test_greedy_nms_other_coords_and_empty():
+    corners = np.array([[1, 0.9, 0, 0, 10, 10], [1, 0.8, 1, 0, 11, 10], [1, 0.7, 30, 30, 40, 40]])
+    centroids = convert_coordinates(corners, 2, "corners2centroids")
+    kept = greedy_nms([centroids, np.zeros((0, 6))], 0.45, coords="centroids")
+    np.testing.assert_array_equal(kept[0][:, 1], [0.9, 0.7])
+    assert kept[1].shape == (0, 6)
+    with pytest.raises(ValueError, match="coords"):
+        greedy_nms([corners], 0.45, coords="xywh")
+
+
+def test_decoder_argument_errors():
+    y_pred = np.zeros((1, 4, 14), dtype=np.float32)
+    with pytest.raises(ValueError, match="img_height"):
+        decode_detections(y_pred)
+    with pytest.raises(ValueError, match="top_k"):
+        decode_detections(y_pred, top_k="some", img_height=1, img_width=1)
+    with pytest.raises(ValueError, match="y_pred"):
+        decode_detections(np.zeros((4, 14)), img_height=1, img_width=1)
+    with pytest.raises(ValueError, match="input_coords"):
+        decode_detections(y_pred, input_coords="xywh", img_height=1, img_width=1)
+
+
+def test_inverse_transform_hook():
+    def shift(rows):
+        rows = rows.copy()
+        rows[:, [2, 4]] += 100
+        return rows
+
+    def halve(rows):
+        rows = rows.copy()
+        rows[:, 2:] /= 2
+        return rows
+
+    decoded = [np.array([[1, 0.9, 10, 20, 30, 40]]), np.zeros((0, 6))]
+    inverted = apply_inverse_transforms(decoded, [[shift, None, halve], [shift]])
+    np.testing.assert_array_equal(inverted[0], [[1, 0.9, 55, 10, 65, 20]])
+    assert inverted[1].shape == (0, 6)
+    np.testing.assert_array_equal(decoded[0], [[1, 0.9, 10, 20, 30, 40]])  # input untouched
+    with pytest.raises(ValueError, match="inverse_transforms"):
+        apply_inverse_transforms(decoded, [[shift]])
+
+
+# --------------------------------------------------------------------------- properties
+
+
+@st.composite
+def box_rows(draw):
+    """Rows with integer boxes on a coarse grid (exact IoU ties) and tied confidences."""
+    seed = draw(st.integers(0, 2**31 - 1))
+    n = draw(st.integers(0, 60))
+    rng = np.random.default_rng(seed)
+    xy = rng.integers(0, 12, (n, 2)) * 5.0
+    wh = rng.choice([5.0, 10.0, 20.0, 40.0], (n, 2))
+    conf = rng.choice([0.3, 0.5, 0.7, 0.9], n)
+    cls = rng.integers(1, 4, n)
+    return np.column_stack([cls, conf, xy, xy + wh])
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    box_rows(),
+    st.sampled_from([0.0, 0.2, 0.25, 0.45, 0.5, 0.6, 1.0]),
+    st.sampled_from(["half", "include", "exclude"]),
+)
+def test_greedy_nms_equals_the_reference_loop(rows, threshold, border_pixels):
+    got = greedy_nms([rows], threshold, border_pixels=border_pixels)[0]
+    expected = reference_greedy_nms(rows, threshold, border_pixels=border_pixels)
+    np.testing.assert_array_equal(got, expected)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(0, 2**31 - 1), st.sampled_from([0.1, 0.3, 0.45, 0.7, 0.95]))
+def test_suppression_pairs_equal_brute_force(seed, threshold):
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(2, 200))
+    xy = rng.uniform(0, 100, (n, 2))
+    wh = np.exp(rng.uniform(np.log(0.5), np.log(80), (n, 2)))
+    boxes = np.concatenate([xy, xy + wh], axis=1).astype(rng.choice([np.float32, np.float64]))
+    matrix = iou(boxes, boxes, coords="corners")
+    i, j = np.nonzero(~(matrix <= threshold))
+    expected = {(a, b) for a, b in zip(i.tolist(), j.tolist()) if a < b}
+    i, j = _suppression_pairs(boxes, threshold, "half")
+    assert set(zip(i.tolist(), j.tolist())) == expected
+    assert len(i) == len(expected)  # no duplicates
+
+
+def test_suppression_pairs_with_degenerate_and_non_finite_boxes():
+    boxes = np.array(
+        [[0, 0, 10, 10], [0, 0, 10, 10], [5, 5, 5, 9], [np.nan, 0, 1, 1], [1, 1, 9, 9.5]]
+    )
+    i, j = _suppression_pairs(boxes, 0.45, "half")
+    matrix = iou(boxes, boxes, coords="corners")
+    a, b = np.nonzero(~(matrix <= 0.45))
+    assert set(zip(i.tolist(), j.tolist())) == {(x, y) for x, y in zip(a, b) if x < y}
+
+
+def make_y_pred(rng, n_images, kind):
+    """SSD-like predictions on a small anchor set (800 anchors, 5 classes)."""
+    n, n_classes = 800, 6
+    cx, cy = rng.uniform(0, 1, n), rng.uniform(0, 1, n)
+    w, h = rng.choice([0.05, 0.1, 0.2, 0.4], n), rng.choice([0.05, 0.1, 0.2, 0.4], n)
+    anchors = np.column_stack([cx, cy, w, h])
+    logits = rng.normal(0, 0.5 if kind == "flat" else 2.0, (n_images, n, n_classes))
+    scores = np.exp(logits)
+    scores /= scores.sum(-1, keepdims=True)
+    y = np.zeros((n_images, n, n_classes + 12))
+    y[..., :n_classes] = scores
+    y[..., n_classes : n_classes + 4] = rng.normal(0, 0.5, (n_images, n, 4))
+    y[..., -8:-4] = anchors
+    y[..., -4:] = [0.1, 0.1, 0.2, 0.2]
+    return y.astype(np.float32)
+
+
+@pytest.mark.parametrize("kind", ["flat", "peaked"])
+def test_decode_detections_equals_the_reference_loop(kind):
+    rng = np.random.default_rng(11)
+    y_pred = make_y_pred(rng, 3, kind)
+    kwargs = {"img_height": 200, "img_width": 300}
+    for top_k in (50, "all"):
+        got = decode_detections(y_pred, 0.05, 0.45, top_k, **kwargs)
+        expected = reference_decode(y_pred, 0.05, 0.45, top_k, **kwargs)
+        for a, b in zip(got, expected):
+            assert a.dtype == np.float64
+            np.testing.assert_array_equal(a, b)
+
+
+def test_decode_detections_fast_equals_a_reference_loop():
+    rng = np.random.default_rng(5)
+    y_pred = make_y_pred(rng, 2, "peaked")
+    got = decode_detections_fast(y_pred, 0.4, 0.45, "all", img_height=200, img_width=300)
+    boxes = decode_boxes(y_pred, "centroids", True, 200, 300)
+    for b, rows in enumerate(got):
+        cls = np.argmax(y_pred[b, :, :-12], axis=-1)
+        conf = np.max(y_pred[b, :, :-12], axis=-1)
+        sel = (cls != 0) & (conf >= 0.4)
+        candidates = np.column_stack([cls[sel], conf[sel], boxes[b, sel]]).astype(np.float32)
+        # The reference keeps rows by descending confidence, ties in anchor order, like ours.
+        np.testing.assert_array_equal(rows, reference_greedy_nms(candidates, 0.45))
+    # iou_threshold=0 (falsy) skips NMS, as in the original.
+    no_nms = decode_detections_fast(y_pred, 0.4, 0, "all", img_height=200, img_width=300)
+    assert len(no_nms[0]) >= len(got[0])
