@@ -199,6 +199,9 @@ def export(
             model, constants = split
             np.savez(constants_file, constants=constants)
 
+    if not getattr(model, "_called", True):
+        # Keras' ONNX exporter refuses a model that was never called; one call on zeros fixes it.
+        model(np.zeros([1 if d is None else d for d in model.inputs[0].shape], "float32"))
     if format == "saved_model":
         model.export(str(path), format="tf_saved_model", verbose=verbose)
     elif format == "onnx":

@@ -91,7 +91,7 @@ def ssd7_targets(predictor_sizes, n_images: int, seed: int = 0):
 
 # Test modules cannot import this conftest under --import-mode=importlib: hand the helpers over
 # as fixtures.
-@pytest.fixture
+@pytest.fixture(scope="session")
 def helpers():
     class Helpers:
         pass

@@ -1,0 +1,228 @@
+"""Export to SavedModel / TFLite / ONNX and the runners: outputs match the Keras model."""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import pytest
+
+from model_optimization.export import (
+    LiteRTRunner,
+    OnnxRunner,
+    SavedModelRunner,
+    export,
+    load_runner,
+    split_ssd_constants,
+    strip_decoder,
+)
+
+pytestmark = pytest.mark.skipif(
+    keras.backend.backend() != "tensorflow", reason="export needs the TensorFlow backend"
+)
+
+
+def _need(module):
+    return pytest.importorskip(module, reason=f"the export extra '{module}' is not installed")
+
+
+def _tame_ssd(model, seed=0):
+    """Random BN statistics and small box offsets (boxes of sane sizes)."""
+    rng = np.random.default_rng(seed)
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.BatchNormalization):
+            c = layer.gamma.shape[0]
+            layer.set_weights(
+                [rng.uniform(0.5, 1.5, c), rng.normal(0, 0.1, c), rng.normal(0, 0.1, c),
+                 rng.uniform(0.5, 2.0, c)]
+            )  # fmt: skip
+        elif layer.name.startswith("boxes") and isinstance(layer, keras.layers.Conv2D):
+            kernel, bias = layer.get_weights()
+            layer.set_weights([kernel * 0.02, bias])
+    return model
+
+
+def _images(n, seed=0, size=(96, 160, 3)):
+    return np.random.default_rng(seed).uniform(0, 255, (n, *size)).astype("float32")
+
+
+def _sorted_rows(rows):
+    return rows[np.lexsort(np.round(rows[:, ::-1], 2).T)]
+
+
+def test_export_argument_errors(helpers, tmp_path):
+    model = helpers.small_conv_model()
+    with pytest.raises(ValueError, match="format"):
+        export(model, tmp_path / "m.x", format="coreml")
+    with pytest.raises(ValueError, match="only available with format='tflite'"):
+        export(model, tmp_path / "m.onnx", format="onnx", quantization="float16")
+    with pytest.raises(ValueError, match="representative_data"):
+        export(model, tmp_path / "m.tflite", format="tflite", quantization="int8")
+    with pytest.raises(ValueError, match="end with '.tflite'"):
+        export(model, tmp_path / "m.onnx", format="tflite")
+    with pytest.raises(ValueError, match="end with '.onnx'"):
+        export(model, tmp_path / "m.tflite", format="onnx")
+    with pytest.raises(ValueError, match="io_dtype"):
+        export(model, tmp_path / "m.tflite", format="tflite", io_dtype="uint8")
+    with pytest.raises(ValueError, match="Cannot tell"):
+        load_runner(tmp_path / "m.bin")
+
+
+@pytest.mark.parametrize("fmt", ["saved_model", "tflite", "onnx"])
+def test_small_model_export_matches_keras(helpers, tmp_path, fmt):
+    if fmt == "tflite":
+        _need("ai_edge_litert")
+    if fmt == "onnx":
+        _need("tf2onnx")
+        _need("onnxruntime")
+    model = helpers.small_conv_model()
+    helpers.randomize_batchnorm(model)
+    path = tmp_path / {"saved_model": "sm", "tflite": "m.tflite", "onnx": "m.onnx"}[fmt]
+    export(model, path, format=fmt)
+    runner = load_runner(path)
+    assert isinstance(runner, {"saved_model": SavedModelRunner, "tflite": LiteRTRunner,
+                               "onnx": OnnxRunner}[fmt])  # fmt: skip
+    x = np.random.default_rng(0).normal(size=(3, 16, 16, 3)).astype("float32")
+    expected = model.predict(x, verbose=0)
+    np.testing.assert_allclose(runner(x), expected, atol=1e-4, rtol=1e-4)
+    np.testing.assert_allclose(runner(x[0]), expected[:1], atol=1e-4, rtol=1e-4)  # batch 1
+
+
+@pytest.fixture(scope="module")
+def tame_ssd7(helpers):
+    model, _ = helpers.ssd7_small()
+    return _tame_ssd(model)
+
+
+@pytest.fixture(scope="module")
+def ssd7_fp32_tflite(tame_ssd7, tmp_path_factory):
+    _need("ai_edge_litert")
+    path = tmp_path_factory.mktemp("export") / "ssd7.tflite"
+    export(tame_ssd7, path, format="tflite")
+    return path
+
+
+@pytest.mark.parametrize("fmt", ["tflite", "onnx"])
+def test_ssd7_float_export_matches_keras_and_decodes_the_same(
+    tame_ssd7, ssd7_fp32_tflite, tmp_path, fmt
+):
+    if fmt == "onnx":
+        _need("tf2onnx")
+        _need("onnxruntime")
+    decoder = pytest.importorskip("ssd_encoder_decoder.ssd_output_decoder")
+    model = tame_ssd7
+    x = _images(3)
+    expected = model.predict(x, verbose=0)
+    decode_kwargs = dict(
+        confidence_thresh=0.3, iou_threshold=0.45, top_k=50, normalize_coords=True,
+        img_height=96, img_width=160,
+    )  # fmt: skip
+    expected_boxes = decoder.decode_detections(expected, **decode_kwargs)
+    assert sum(len(b) for b in expected_boxes) > 0  # the comparison below is not vacuous
+
+    if fmt == "tflite":
+        path = ssd7_fp32_tflite
+    else:
+        path = tmp_path / "ssd7.onnx"
+        export(model, path, format="onnx")
+    runner = load_runner(path)
+    y_pred = runner(x)
+    assert y_pred.shape == expected.shape == (3, 1268, 18)
+    np.testing.assert_allclose(y_pred, expected, atol=1e-4, rtol=1e-4)
+    boxes = runner.predict_decoded(x, **decode_kwargs)
+    for got, want in zip(boxes, expected_boxes):
+        assert got.shape == want.shape
+        # equal confidences (saturated softmax) may come out in either order: sort rows
+        got, want = _sorted_rows(got), _sorted_rows(want)
+        np.testing.assert_array_equal(got[:, 0], want[:, 0])  # classes
+        np.testing.assert_allclose(got[:, 1:], want[:, 1:], atol=1e-3)  # conf, pixels
+
+
+def test_ssd7_full_integer_quantization_runs_and_keeps_anchors(tame_ssd7, tmp_path):
+    _need("ai_edge_litert")
+    model = tame_ssd7
+    calibration = _images(16, seed=1)
+
+    def batches():  # what a DataGenerator yields: (images, labels) batches
+        for i in range(0, 16, 4):
+            yield calibration[i : i + 4], [np.zeros((0, 5))] * 4
+
+    path = tmp_path / "ssd7_int8.tflite"
+    export(model, path, format="tflite", quantization="int8", representative_data=batches())
+    assert (tmp_path / "ssd7_int8.tflite.constants.npz").exists()
+    runner = LiteRTRunner(path)
+    details = runner.interpreter.get_tensor_details()
+    assert sum(d["dtype"] == np.int8 for d in details) > 10  # really an integer graph
+
+    x = _images(2, seed=5)
+    expected = model.predict(x, verbose=0)
+    y_pred = runner(x)
+    assert y_pred.shape == expected.shape
+    # anchors and variances come from the side file: exact
+    np.testing.assert_array_equal(y_pred[..., -8:], expected[..., -8:])
+    # scores and offsets: int8 error (softmax step 1/256; offsets calibrated per tensor)
+    score_err = np.abs(y_pred[..., :6] - expected[..., :6])
+    offset_err = np.abs(y_pred[..., 6:10] - expected[..., 6:10])
+    # measured on this model: score error mean 0.006 / max 0.11, offsets mean 0.001 / max 0.007
+    assert score_err.mean() < 0.02 and score_err.max() < 0.25
+    assert offset_err.mean() < 0.01
+    # most anchors keep their arg-max class
+    agree = (y_pred[..., :6].argmax(-1) == expected[..., :6].argmax(-1)).mean()
+    assert agree > 0.9
+
+    # integer input/output tensors are (de)quantised by the runner
+    uint8_path = tmp_path / "ssd7_uint8.tflite"
+    export(
+        model, uint8_path, format="tflite", quantization="int8",
+        representative_data=calibration, io_dtype="uint8", num_calibration_samples=8,
+    )  # fmt: skip
+    runner8 = LiteRTRunner(uint8_path)
+    assert runner8.input_detail["dtype"] == np.uint8
+    score_err8 = np.abs(runner8(x)[..., :6] - expected[..., :6])
+    assert score_err8.mean() < 0.02 and score_err8.max() < 0.25
+
+
+def test_float16_tflite_is_smaller_and_close(helpers, tmp_path):
+    _need("ai_edge_litert")
+    model, _ = helpers.ssd7_small()
+    _tame_ssd(model)
+    export(model, tmp_path / "fp32.tflite", format="tflite")
+    export(model, tmp_path / "fp16.tflite", format="tflite", quantization="float16")
+    assert (tmp_path / "fp16.tflite").stat().st_size < 0.7 * (
+        tmp_path / "fp32.tflite"
+    ).stat().st_size
+    x = _images(2)
+    np.testing.assert_allclose(
+        LiteRTRunner(tmp_path / "fp16.tflite")(x), model.predict(x, verbose=0), atol=2e-2
+    )
+
+
+def test_strip_decoder_and_split_constants(helpers):
+    inference, _ = helpers.ssd7_small(mode="inference")
+    training, _ = helpers.ssd7_small(mode="training")  # same seed: same weights
+    raw = strip_decoder(inference)
+    assert raw.outputs[0].shape[1:] == (1268, 18)
+    assert strip_decoder(training) is training
+    x = _images(1)
+    np.testing.assert_allclose(raw.predict(x, verbose=0), training.predict(x, verbose=0), atol=1e-6)
+    core, constants = split_ssd_constants(training)
+    classes, offsets = core.predict(x, verbose=0)
+    joined = np.concatenate([classes, offsets, constants[None]], -1)
+    np.testing.assert_allclose(joined, training.predict(x, verbose=0), atol=1e-6)
+    assert split_ssd_constants(helpers.small_conv_model()) is None
+
+
+@pytest.mark.slow
+def test_inference_mode_ssd7_exports_with_its_decode_layer(helpers, tmp_path):
+    _need("ai_edge_litert")
+    _need("tf2onnx")
+    _need("onnxruntime")
+    model, _ = helpers.ssd7_small(mode="inference", confidence_thresh=0.3, top_k=50)
+    _tame_ssd(model)
+    x = _images(2)
+    expected = model.predict(x, verbose=0)
+    assert (expected[..., 1] > 0).sum() > 0
+    for path in (tmp_path / "inf.tflite", tmp_path / "inf.onnx"):
+        export(model, path, format=path.suffix[1:])
+        got = load_runner(path)(x)
+        assert got.shape == expected.shape
+        np.testing.assert_allclose(got, expected, atol=1e-3)
