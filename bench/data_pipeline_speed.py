@@ -6,7 +6,8 @@ degenerate boxes and encode the labels with an SSD300 (VOC) `SSDInputEncoder`
 (`(batch, 8732, 33)`). Modes:
 
 - ``plain_generator``: a plain Python generator written directly (cv2 read, augment, encode) in
-  one process: the baseline;
+  one process: the baseline. It visits the items in the PyDataset's order and re-seeds the
+  augmentation per batch like it, so it builds the very same batches (checked on the first);
 - ``generate``: `DataGenerator.generate` in one process;
 - ``pydataset_threads_<w>`` / ``pydataset_processes_<w>``: `DataGenerator.to_py_dataset` with
   ``w`` workers (threads / processes), iterated by Keras' own PyDataset adapter, the way
@@ -17,7 +18,9 @@ degenerate boxes and encode the labels with an SSD300 (VOC) `SSDInputEncoder`
 
 Images come from ``../shared/data/voc2012_sample`` when present (real JPEGs, about 500x375),
 else from the synthetic shapes dataset written to a temporary directory; the list of files is
-repeated to give enough batches. Rates are steady-state: after ``--warmup`` batches.
+repeated to give enough batches. Each run times ``--batches`` batches from the creation of the
+iterator (so a PyDataset's worker start-up counts against it); the best of ``--repeats`` runs per
+mode is reported (the modes take turns), with the median and all runs alongside.
 
 Prints one JSON object. Usage: ``python bench/data_pipeline_speed.py [--batches 8]
 [--workers 2] [--no-train-step]``.
@@ -130,13 +133,19 @@ def source_dataset(min_items: int) -> tuple[DataGenerator, str]:
     return dataset, name
 
 
-def plain_generator(filenames, labels, batch_size, augment, encoder):
-    """The baseline: a plain Python generator doing the same work, written directly."""
-    start = 0
+def plain_generator(filenames, labels, order, batch_size, augment, encoder, seed):
+    """The baseline: a plain Python generator doing the same work, written directly.
+
+    It visits the items in ``order`` (the PyDataset's epoch-0 order) and re-seeds the chain
+    before each batch as the PyDataset does, so it builds exactly the PyDataset's batches.
+    """
+    from data_generator.keras_dataset import reseed_transformations
+
+    batch = 0
     while True:
+        reseed_transformations([augment], [seed, 0, batch])
         images, batch_labels = [], []
-        for k in range(start, start + batch_size):
-            k %= len(filenames)
+        for k in order[batch * batch_size : (batch + 1) * batch_size]:
             image, y = augment(read_image(filenames[k]), np.array(labels[k]))
             if image is None:
                 continue
@@ -148,7 +157,7 @@ def plain_generator(filenames, labels, batch_size, augment, encoder):
                     continue
             images.append(image)
             batch_labels.append(y)
-        start += batch_size
+        batch += 1
         yield np.stack(images), encoder(batch_labels)
 
 
@@ -211,7 +220,14 @@ def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--batches", type=int, default=8, help="timed batches per mode")
-    parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument(
+        "--warmup",
+        type=int,
+        default=0,
+        help="untimed batches first; keep 0 for the PyDataset modes: their workers prefetch the "
+        "next batches while the warm-up batch is fetched, which inflates a short timed run",
+    )
+    parser.add_argument("--repeats", type=int, default=3, help="runs per mode (best is kept)")
     parser.add_argument("--workers", type=int, nargs="+", default=[2])
     parser.add_argument("--no-threads", action="store_true", help="skip the thread workers")
     parser.add_argument("--no-train-step", action="store_true")
@@ -228,39 +244,74 @@ def main(argv=None) -> dict:
     def augmentation():
         return SSDDataAugmentation(300, 300, labels_format=LABELS_FORMAT, rng=args.seed)
 
-    results = {}
-    results["plain_generator"] = time_batches(
-        plain_generator(
-            dataset.filenames, dataset.labels, args.batch_size, augmentation(), encoder
-        ),
-        args.batches,
-        args.warmup,
-    )
-    results["generate"] = time_batches(
-        dataset.generate(
-            batch_size=args.batch_size,
-            transformations=[augmentation()],
-            label_encoder=encoder,
-            seed=args.seed,
-        ),
-        args.batches,
-        args.warmup,
-    )
-    for workers in args.workers:
-        kinds = [True] if args.no_threads else [False, True]
-        for use_multiprocessing in kinds:
-            name = f"pydataset_{'processes' if use_multiprocessing else 'threads'}_{workers}"
-            py_dataset = dataset.to_py_dataset(
+    def make_iterators():
+        """Fresh iterators, one per mode (a PyDataset's workers start with its iterator)."""
+        order = dataset.to_py_dataset(batch_size=args.batch_size, seed=args.seed).epoch_order(0)
+        yield (
+            "plain_generator",
+            plain_generator(
+                dataset.filenames,
+                dataset.labels,
+                order,
+                args.batch_size,
+                augmentation(),
+                encoder,
+                args.seed,
+            ),
+        )
+        yield (
+            "generate",
+            dataset.generate(
                 batch_size=args.batch_size,
                 transformations=[augmentation()],
                 label_encoder=encoder,
                 seed=args.seed,
-                workers=workers,
-                use_multiprocessing=use_multiprocessing,
-            )
-            iterator = pydataset_iterator(py_dataset)
-            results[name] = time_batches(iterator, args.batches, args.warmup)
+            ),
+        )
+        for workers in args.workers:
+            kinds = [True] if args.no_threads else [False, True]
+            for use_multiprocessing in kinds:
+                kind = "processes" if use_multiprocessing else "threads"
+                py_dataset = dataset.to_py_dataset(
+                    batch_size=args.batch_size,
+                    transformations=[augmentation()],
+                    label_encoder=encoder,
+                    seed=args.seed,
+                    workers=workers,
+                    use_multiprocessing=use_multiprocessing,
+                )
+                yield f"pydataset_{kind}_{workers}", pydataset_iterator(py_dataset)
+
+    # The baseline and the PyDataset modes build the same batches (same order, same re-seeded
+    # augmentation): check it on the first batch, so the rates compare the same work.
+    check = dict(make_iterators())
+    first = {name: next(it) for name, it in check.items() if name != "generate"}
+    for it in check.values():
+        it.close()
+    same_batches = all(
+        np.array_equal(b[0], first["plain_generator"][0])
+        and np.array_equal(b[1], first["plain_generator"][1])
+        for b in first.values()
+    )
+
+    # The modes take turns, --repeats times, each with a fresh iterator that is closed (its
+    # workers stopped) before the next mode runs; the best and the median rate are reported,
+    # which damps the noise of a shared machine.
+    runs: dict[str, list[dict]] = {}
+    for _ in range(args.repeats):
+        for name, iterator in make_iterators():
+            runs.setdefault(name, []).append(time_batches(iterator, args.batches, args.warmup))
             iterator.close()
+    results = {}
+    for name, timings in runs.items():
+        rates = [t["images_per_s"] for t in timings]
+        results[name] = {
+            "images_per_run": timings[0]["images"],
+            "runs": len(rates),
+            "images_per_s": max(rates),
+            "median_images_per_s": round(float(np.median(rates)), 2),
+            "all_images_per_s": [round(r, 2) for r in rates],
+        }
 
     baseline = results["plain_generator"]["images_per_s"]
     ratios = {name: r["images_per_s"] / baseline for name, r in results.items()}
@@ -272,6 +323,8 @@ def main(argv=None) -> dict:
         "cpu_count": os.cpu_count(),
         "platform": platform.platform(),
         "python": platform.python_version(),
+        "load_average_1_5_15_min_at_end": [round(v, 2) for v in os.getloadavg()],
+        "plain_and_pydataset_first_batches_identical": same_batches,
         "results": results,
         "ratio_to_plain_generator": ratios,
     }
