@@ -296,7 +296,10 @@ class DataGenerator:
             self.hdf5_dataset_path = os.fspath(hdf5_dataset_path)
             self.load_hdf5_dataset(verbose=verbose)
         elif load_images_into_memory and self.filenames is not None:
-            self._load_images_into_memory(DataReport("DataGenerator(filenames=...)"), "raise")
+            # Given lists are used as they are: an unreadable file is an error, not a drop.
+            report = DataReport("DataGenerator(filenames=...)")
+            self._load_images_into_memory(report, "raise")
+            report.raise_errors()
 
     # ------------------------------------------------------------------ small helpers
 

@@ -308,3 +308,24 @@ def test_importing_the_generator_does_not_import_keras():
         [sys.executable, "-c", code], capture_output=True, text=True, cwd=PROJECT_ROOT, check=True
     )
     assert out.stdout.split() == ["False", "False"]
+
+
+def test_constructor_loads_images_into_memory_as_rgb_or_names_the_bad_file(tmp_path):
+    from PIL import Image
+
+    from data_generator.data_report import DataValidationError
+
+    gray = np.arange(20 * 30, dtype=np.uint8).reshape(20, 30)
+    Image.fromarray(gray).save(tmp_path / "gray.png")
+    (tmp_path / "bad.jpg").write_bytes(b"nope")
+    d = DataGenerator(
+        load_images_into_memory=True, filenames=[str(tmp_path / "gray.png")], verbose=False
+    )
+    assert d.images[0].shape == (20, 30, 3)
+    np.testing.assert_array_equal(d.images[0][:, :, 2], gray)
+    with pytest.raises(DataValidationError, match="bad.jpg: unreadable image"):
+        DataGenerator(
+            load_images_into_memory=True,
+            filenames=[str(tmp_path / "gray.png"), str(tmp_path / "bad.jpg")],
+            verbose=False,
+        )
