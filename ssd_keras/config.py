@@ -1,0 +1,193 @@
+"""The configuration of a training run: which model, which classes, how targets are encoded.
+
+A run folder holds ``config.json`` (a `RunConfig`) next to the saved models, so `evaluate` and
+`predict` rebuild the encoder/decoder settings from the folder alone.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+MODEL_NAMES = ("ssd7", "ssd300", "ssd512")
+CONFIG_FILE = "config.json"
+
+# The anchor settings of each model; the encoder gets exactly the same ones as the builder.
+_SSD7 = {
+    "l2_regularization": 0.0005,
+    "scales": [0.08, 0.16, 0.32, 0.64, 0.96],
+    "aspect_ratios_global": [0.5, 1.0, 2.0],
+    "aspect_ratios_per_layer": None,
+    "two_boxes_for_ar1": True,
+    "steps": None,
+    "offsets": None,
+    "clip_boxes": False,
+    "variances": [1.0, 1.0, 1.0, 1.0],
+    "normalize_coords": True,
+    "subtract_mean": 127.5,
+    "divide_by_stddev": 127.5,
+}
+
+# Encoder matching thresholds of the original notebooks: ssd7_training used neg_iou_limit 0.3,
+# ssd300_training 0.5.
+_ENCODER = {
+    "ssd7": {"matching_type": "multi", "pos_iou_threshold": 0.5, "neg_iou_limit": 0.3},
+    "ssd300": {"matching_type": "multi", "pos_iou_threshold": 0.5, "neg_iou_limit": 0.5},
+    "ssd512": {"matching_type": "multi", "pos_iou_threshold": 0.5, "neg_iou_limit": 0.5},
+}
+_DEFAULT_SIZE = {"ssd7": (300, 480), "ssd300": (300, 300), "ssd512": (512, 512)}
+_ANCHOR_KEYS = (
+    "min_scale",
+    "max_scale",
+    "scales",
+    "aspect_ratios_global",
+    "aspect_ratios_per_layer",
+    "two_boxes_for_ar1",
+    "steps",
+    "offsets",
+    "clip_boxes",
+    "variances",
+    "normalize_coords",
+)
+
+
+def _preset(model: str) -> dict:
+    if model == "ssd7":
+        return dict(_SSD7)
+    if model == "ssd300":
+        from models.keras_ssd300 import SSD300_VOC
+
+        preset = dict(SSD300_VOC)
+    else:
+        from models.keras_ssd512 import SSD512_VOC
+
+        preset = dict(SSD512_VOC)
+    preset.pop("image_size")
+    preset.pop("n_classes")
+    return json.loads(json.dumps(preset))  # tuples -> lists, so the config is JSON as written
+
+
+@dataclasses.dataclass
+class RunConfig:
+    """What a trained model needs to be rebuilt, trained further, evaluated and used.
+
+    Args:
+        model: ``'ssd7'``, ``'ssd300'`` or ``'ssd512'``.
+        classes: class names, ``classes[0]`` the background (as for `DataGenerator.parse_xml`).
+        image_size: ``(height, width)`` of the model input (3 channels).
+        model_kwargs: keyword arguments of the builder (anchor settings, preprocessing, ...),
+            without ``image_size``, ``n_classes`` and ``mode``.
+        encoder_kwargs: matching settings of `SSDInputEncoder` (the anchor settings come from
+            ``model_kwargs``).
+    """
+
+    model: str
+    classes: list
+    image_size: tuple
+    model_kwargs: dict
+    encoder_kwargs: dict
+
+    @classmethod
+    def create(cls, model: str, classes, image_size=None, **overrides) -> RunConfig:
+        """The original recipe of ``model`` for ``classes``, with builder ``overrides``."""
+        if model not in MODEL_NAMES:
+            raise ValueError(f"model must be one of {list(MODEL_NAMES)}, got {model!r}")
+        classes = [str(c) for c in classes]
+        if len(classes) < 2:
+            raise ValueError(
+                f"classes must hold the background and at least one class, got {classes!r}"
+            )
+        if len(set(classes)) != len(classes):
+            raise ValueError(f"classes must be distinct, got {classes!r}")
+        if image_size is None:
+            image_size = _DEFAULT_SIZE[model]
+        image_size = tuple(int(v) for v in image_size)
+        if len(image_size) != 2 or min(image_size) < 32:
+            raise ValueError(f"image_size must be (height, width), each >= 32, got {image_size}")
+        kwargs = _preset(model)
+        kwargs.update(overrides)
+        return cls(model, classes, image_size, kwargs, dict(_ENCODER[model]))
+
+    @property
+    def n_classes(self) -> int:
+        """Object classes without the background."""
+        return len(self.classes) - 1
+
+    @property
+    def img_height(self) -> int:
+        return self.image_size[0]
+
+    @property
+    def img_width(self) -> int:
+        return self.image_size[1]
+
+    def build_model(self, mode: str = "training", return_predictor_sizes: bool = False):
+        """Builds the Keras model (see the builders in `models`)."""
+        if self.model == "ssd7":
+            from models.keras_ssd7 import build_model as builder
+        elif self.model == "ssd300":
+            from models.keras_ssd300 import ssd_300 as builder
+        else:
+            from models.keras_ssd512 import ssd_512 as builder
+        return builder(
+            image_size=(self.img_height, self.img_width, 3),
+            n_classes=self.n_classes,
+            mode=mode,
+            return_predictor_sizes=return_predictor_sizes,
+            **self.model_kwargs,
+        )
+
+    def build_encoder(self, predictor_sizes):
+        """The `SSDInputEncoder` matching the model's anchors."""
+        from ssd_encoder_decoder.ssd_input_encoder import SSDInputEncoder
+
+        anchor_kwargs = {k: self.model_kwargs[k] for k in _ANCHOR_KEYS if k in self.model_kwargs}
+        return SSDInputEncoder(
+            img_height=self.img_height,
+            img_width=self.img_width,
+            n_classes=self.n_classes,
+            predictor_sizes=predictor_sizes,
+            **anchor_kwargs,
+            **self.encoder_kwargs,
+        )
+
+    @property
+    def normalize_coords(self) -> bool:
+        return bool(self.model_kwargs.get("normalize_coords", True))
+
+    def to_json(self) -> dict:
+        data = dataclasses.asdict(self)
+        data["image_size"] = list(self.image_size)
+        return data
+
+    def save(self, folder) -> Path:
+        path = Path(folder) / CONFIG_FILE
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(self.to_json(), indent=2) + "\n")
+        return path
+
+    @classmethod
+    def load(cls, path) -> RunConfig:
+        """Reads ``config.json`` (``path`` is the file or the run folder holding it)."""
+        path = Path(path)
+        if path.is_dir():
+            path = path / CONFIG_FILE
+        if not path.is_file():
+            raise FileNotFoundError(f"no run configuration at {path}")
+        try:
+            data = json.loads(path.read_text())
+        except json.JSONDecodeError as error:
+            raise ValueError(f"{path}: not valid JSON ({error})") from None
+        missing = [f.name for f in dataclasses.fields(cls) if f.name not in data]
+        if missing:
+            raise ValueError(f"{path}: missing field(s) {missing}")
+        if data["model"] not in MODEL_NAMES:
+            raise ValueError(f"{path}: field 'model' must be one of {list(MODEL_NAMES)}")
+        return cls(
+            data["model"],
+            list(data["classes"]),
+            tuple(data["image_size"]),
+            dict(data["model_kwargs"]),
+            dict(data["encoder_kwargs"]),
+        )

@@ -1,0 +1,376 @@
+"""Training as in the original notebooks, with resumable runs and optional multi-device training.
+
+Recipes (the defaults per model; every piece can be overridden):
+
+- SSD300 / SSD512 (``ssd300_training.ipynb``): SGD, momentum 0.9, learning rate 1e-3 until
+  epoch 80, 1e-4 until epoch 100, then 1e-5 (`ssd300_lr_schedule`); `SSDLoss` with
+  ``neg_pos_ratio=3, alpha=1``; `SSDDataAugmentation`; encoder IoU thresholds 0.5 / 0.5.
+- SSD7 (``ssd7_training.ipynb``): Adam 1e-3; `DataAugmentationConstantInputSize` after a resize
+  to the input size; encoder IoU thresholds 0.5 / 0.3; `EarlyStopping` (patience 10) and
+  `ReduceLROnPlateau` (factor 0.2, patience 8, min 1e-5) on the validation loss.
+- Always: `ModelCheckpoint` (best model), `CSVLogger`, `TerminateOnNaN`; `TensorBoard` on
+  request.
+
+A run writes into one folder::
+
+    config.json          the RunConfig (model, classes, anchors, encoder)
+    model.keras          the model at the end of training (training mode)
+    model_best.keras     the best model by the monitored loss
+    training_log.csv     one row per epoch (loss, val_loss, learning_rate, ...)
+    loss.png             the loss curves
+    backup/              the last epoch's weights, optimizer state, epoch and callback state
+
+Resume: an interrupted run is continued with ``train(..., resume=True)`` (``--resume``): the
+model, the optimizer state (moments, iteration count, learning rate), the epoch and the counters
+of the LR/early-stopping callbacks come back from ``backup/``, and since the order and
+augmentation of each epoch's batches depend only on ``(seed, epoch, batch)``, the resumed run
+sees the same batches as an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import shutil
+import threading
+from pathlib import Path
+
+import keras
+
+from ssd_keras.callbacks import DatasetEpoch, TrainingBackup
+from ssd_keras.config import RunConfig
+from ssd_keras.data import training_transformations
+
+OPTIMIZERS = ("adam", "sgd")
+LR_SCHEDULES = ("plateau", "ssd300", "constant")
+BACKUP_DIR = "backup"
+LOG_FILE = "training_log.csv"
+
+
+class RunExistsError(FileExistsError):
+    """The output folder already holds a run and neither resume nor overwrite was asked for."""
+
+
+def ssd300_lr_schedule(epoch: int, lr: float | None = None) -> float:
+    """The SSD300 notebook's schedule: 1e-3 until epoch 80, 1e-4 until 100, then 1e-5."""
+    if epoch < 80:
+        return 0.001
+    if epoch < 100:
+        return 0.0001
+    return 0.00001
+
+
+def recipe(model: str) -> dict:
+    """Default optimizer, learning rate, schedule and augmentation of the original notebooks."""
+    if model == "ssd7":
+        return {
+            "optimizer": "adam",
+            "learning_rate": 0.001,
+            "lr_schedule": "plateau",
+            "augmentation": "constant",
+        }
+    return {
+        "optimizer": "sgd",
+        "learning_rate": 0.001,
+        "lr_schedule": "ssd300",
+        "augmentation": "ssd",
+    }
+
+
+def make_optimizer(name: str, learning_rate: float):
+    if name == "adam":
+        return keras.optimizers.Adam(learning_rate, beta_1=0.9, beta_2=0.999, epsilon=1e-8)
+    if name == "sgd":
+        return keras.optimizers.SGD(learning_rate, momentum=0.9)
+    raise ValueError(f"optimizer must be one of {list(OPTIMIZERS)}, got {name!r}")
+
+
+@dataclasses.dataclass
+class TrainResult:
+    """What `train` returns."""
+
+    model: keras.Model
+    history: dict
+    out_dir: Path
+    initial_epoch: int
+    paths: dict
+
+
+def _check_out_dir(out_dir: Path, resume: bool, overwrite: bool) -> None:
+    has_run = (out_dir / "config.json").exists() or (out_dir / BACKUP_DIR).exists()
+    if resume:
+        if not (out_dir / BACKUP_DIR / "latest.weights.h5").is_file():
+            raise FileNotFoundError(
+                f"nothing to resume in {out_dir}: no {BACKUP_DIR}/latest.weights.h5 (a run writes "
+                "it at the end of its first epoch)"
+            )
+        return
+    if has_run:
+        if not overwrite:
+            raise RunExistsError(
+                f"{out_dir} already holds a training run; continue it with resume (--resume), "
+                "start over with overwrite (--overwrite), or choose another output folder"
+            )
+        for name in (BACKUP_DIR, LOG_FILE, "model.keras", "model_best.keras", "loss.png"):
+            path = out_dir / name
+            if path.is_dir():
+                shutil.rmtree(path)
+            elif path.exists():
+                path.unlink()
+
+
+def train(
+    config: RunConfig,
+    train_data,
+    out_dir,
+    epochs: int,
+    val_data=None,
+    batch_size: int = 16,
+    steps_per_epoch: int | None = None,
+    optimizer: str | None = None,
+    learning_rate: float | None = None,
+    lr_schedule: str | None = None,
+    augmentation: str | None = None,
+    early_stopping_patience: int | None = 10,
+    resume: bool = False,
+    overwrite: bool = False,
+    seed: int = 0,
+    strategy=None,
+    workers: int = 1,
+    tensorboard: bool = False,
+    extra_callbacks=(),
+    verbose="auto",
+) -> TrainResult:
+    """Trains ``config``'s model on ``train_data`` and writes the run folder ``out_dir``.
+
+    Args:
+        config: the `RunConfig` (saved as ``config.json``; on resume the saved one must match).
+        train_data: a `DataGenerator` with labels.
+        out_dir: the run folder.
+        epochs: the total number of epochs (a resumed run continues up to it).
+        val_data: a `DataGenerator` for the validation loss, or None (then the training loss
+            is monitored).
+        batch_size: items per batch.
+        steps_per_epoch: batches per epoch (None: one pass over ``train_data``).
+        optimizer, learning_rate, lr_schedule, augmentation: None for the model's `recipe`;
+            ``lr_schedule`` is ``'plateau'`` (ReduceLROnPlateau + EarlyStopping), ``'ssd300'``
+            (`ssd300_lr_schedule`) or ``'constant'``; ``augmentation`` see
+            `ssd_keras.data.training_transformations`.
+        early_stopping_patience: patience of EarlyStopping with the ``'plateau'`` schedule
+            (None: no early stopping).
+        resume: continue the run in ``out_dir`` from its last backup.
+        overwrite: delete a previous run in ``out_dir`` first.
+        seed: seed of the weights, batch order and augmentation.
+        strategy: a ``tf.distribute`` strategy (e.g. ``MirroredStrategy``) to build and train
+            under, or None.
+        workers: data loading threads of the ``PyDataset``.
+        tensorboard: also write TensorBoard logs to ``out_dir/tensorboard``.
+        extra_callbacks: more Keras callbacks (run before the logging/backup callbacks).
+        verbose: passed to ``model.fit``.
+
+    Returns:
+        A `TrainResult`.
+    """
+    from keras_loss_function.keras_ssd_loss import SSDLoss
+
+    if int(epochs) < 1:
+        raise ValueError(f"epochs must be >= 1, got {epochs!r}")
+    if int(batch_size) < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size!r}")
+    if steps_per_epoch is not None and int(steps_per_epoch) < 1:
+        raise ValueError(f"steps_per_epoch must be >= 1, got {steps_per_epoch!r}")
+    defaults = recipe(config.model)
+    optimizer = optimizer or defaults["optimizer"]
+    learning_rate = defaults["learning_rate"] if learning_rate is None else float(learning_rate)
+    lr_schedule = lr_schedule or defaults["lr_schedule"]
+    augmentation = augmentation or defaults["augmentation"]
+    if optimizer not in OPTIMIZERS:
+        raise ValueError(f"optimizer must be one of {list(OPTIMIZERS)}, got {optimizer!r}")
+    if lr_schedule not in LR_SCHEDULES:
+        raise ValueError(f"lr_schedule must be one of {list(LR_SCHEDULES)}, got {lr_schedule!r}")
+    if not learning_rate > 0:
+        raise ValueError(f"learning_rate must be > 0, got {learning_rate!r}")
+
+    out_dir = Path(out_dir)
+    _check_out_dir(out_dir, resume, overwrite)
+    if resume:
+        saved = RunConfig.load(out_dir)
+        if json.dumps(saved.to_json(), sort_keys=True) != json.dumps(
+            config.to_json(), sort_keys=True
+        ):
+            raise ValueError(
+                f"{out_dir / 'config.json'} differs from the configuration given for the resumed "
+                "run; resume with the saved one (RunConfig.load(out_dir))"
+            )
+    out_dir.mkdir(parents=True, exist_ok=True)
+    config.save(out_dir)
+
+    keras.utils.set_random_seed(seed)
+    scope = strategy.scope() if strategy is not None else _null_scope()
+    with scope:
+        model, predictor_sizes = config.build_model("training", return_predictor_sizes=True)
+        model.compile(
+            optimizer=make_optimizer(optimizer, learning_rate),
+            loss=SSDLoss(neg_pos_ratio=3, alpha=1.0),
+        )
+    encoder = config.build_encoder(predictor_sizes)
+
+    train_set = train_data.to_py_dataset(
+        batch_size=batch_size,
+        shuffle=True,
+        transformations=training_transformations(config, augmentation, seed),
+        label_encoder=encoder,
+        seed=seed,
+        workers=workers,
+    )
+    if steps_per_epoch is not None:
+        train_set = FixedStepsDataset(train_set, steps_per_epoch)
+    val_set = None
+    if val_data is not None:
+        val_set = val_data.to_py_dataset(
+            batch_size=batch_size,
+            shuffle=False,
+            transformations=training_transformations(config, "none"),
+            label_encoder=encoder,
+            seed=seed,
+            workers=workers,
+        )
+    monitor = "val_loss" if val_set is not None else "loss"
+
+    callbacks = [DatasetEpoch(train_set), *extra_callbacks]
+    if lr_schedule == "ssd300":
+        callbacks.append(keras.callbacks.LearningRateScheduler(ssd300_lr_schedule))
+    elif lr_schedule == "plateau":
+        callbacks.append(
+            keras.callbacks.ReduceLROnPlateau(
+                monitor=monitor, factor=0.2, patience=8, min_delta=0.001, min_lr=1e-5
+            )
+        )
+        if early_stopping_patience is not None:
+            callbacks.append(
+                keras.callbacks.EarlyStopping(
+                    monitor=monitor, min_delta=0.0, patience=int(early_stopping_patience)
+                )
+            )
+    callbacks += [
+        keras.callbacks.TerminateOnNaN(),
+        keras.callbacks.ModelCheckpoint(
+            str(out_dir / "model_best.keras"), monitor=monitor, save_best_only=True
+        ),
+        keras.callbacks.CSVLogger(str(out_dir / LOG_FILE), append=True),
+    ]
+    if tensorboard:
+        callbacks.append(keras.callbacks.TensorBoard(log_dir=str(out_dir / "tensorboard")))
+    backup = TrainingBackup(out_dir / BACKUP_DIR, callbacks=callbacks)
+    callbacks.append(backup)
+
+    history = model.fit(
+        train_set,
+        validation_data=val_set,
+        epochs=int(epochs),
+        callbacks=callbacks,
+        verbose=verbose,
+    )
+    # BackupAndRestore sets this private attribute when it restores a backup.
+    initial_epoch = int(getattr(model, "_initial_epoch", None) or 0)
+    paths = {"run": out_dir, "config": out_dir / "config.json", "log": out_dir / LOG_FILE}
+    model.save(out_dir / "model.keras")
+    paths["model"] = out_dir / "model.keras"
+    if (out_dir / "model_best.keras").exists():
+        paths["best_model"] = out_dir / "model_best.keras"
+    curve = plot_loss_curve(out_dir / LOG_FILE, out_dir / "loss.png")
+    if curve is not None:
+        paths["loss_curve"] = curve
+    return TrainResult(model, dict(history.history), out_dir, initial_epoch, paths)
+
+
+class FixedStepsDataset(keras.utils.PyDataset):
+    """A `DataGeneratorPyDataset` cut into epochs of ``steps`` batches.
+
+    Keras treats ``fit(steps_per_epoch=...)`` on a finite dataset as a window on one stream that
+    ends (with a warning and a short epoch) when the data runs out. This view instead makes
+    epoch ``e`` the batches ``e * steps ... (e + 1) * steps - 1`` of the endless sequence of the
+    underlying dataset's epochs, so every epoch has ``steps`` batches and each batch is still a
+    pure function of ``(seed, epoch, batch)`` (resumes see the same batches).
+
+    Batches are built one at a time (the underlying dataset's epoch is switched under a lock),
+    so extra worker threads only prefetch.
+    """
+
+    def __init__(self, base, steps: int):
+        super().__init__(workers=base.workers, use_multiprocessing=False, max_queue_size=10)
+        self.base = base
+        self.steps = int(steps)
+        self.epoch = 0
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return self.steps
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+
+    def on_epoch_end(self) -> None:
+        self.epoch += 1
+
+    def __getitem__(self, index: int):
+        if not 0 <= index < self.steps:
+            raise IndexError(f"batch index {index} out of range for {self.steps} batches")
+        position = self.epoch * self.steps + index
+        n_batches = len(self.base)
+        with self._lock:
+            self.base.set_epoch(position // n_batches)
+            return self.base[position % n_batches]
+
+
+class _null_scope:
+    def __enter__(self):
+        return None
+
+    def __exit__(self, *exc):
+        return False
+
+
+def read_log(path) -> dict:
+    """The CSVLogger file as ``{column: [floats]}``."""
+    import csv
+
+    columns: dict = {}
+    with open(path, newline="") as f:
+        for row in csv.DictReader(f):
+            for key, value in row.items():
+                try:
+                    number = float(value)
+                except (TypeError, ValueError):
+                    number = math.nan
+                columns.setdefault(key, []).append(number)
+    return columns
+
+
+def plot_loss_curve(log_path, out_file):
+    """Plots loss (and val_loss) per epoch from the training log; returns the path or None."""
+    log_path = Path(log_path)
+    if not log_path.is_file():
+        return None
+    columns = read_log(log_path)
+    if not columns.get("epoch"):
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    epochs = [int(e) + 1 for e in columns["epoch"]]
+    figure, axes = plt.subplots(figsize=(6, 4))
+    axes.plot(epochs, columns["loss"], marker="o", label="training loss")
+    if "val_loss" in columns:
+        axes.plot(epochs, columns["val_loss"], marker="o", label="validation loss")
+    axes.set(xlabel="epoch", ylabel="SSD loss", title="Training")
+    axes.grid(alpha=0.3)
+    axes.legend()
+    figure.tight_layout()
+    out_file = Path(out_file)
+    figure.savefig(out_file, dpi=100)
+    plt.close(figure)
+    return out_file
