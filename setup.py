@@ -53,4 +53,5 @@ setup(
         "matplotlib",
     ],
     extras_require=EXTRAS,
+    entry_points={"console_scripts": ["ssd-keras=ssd_keras.__main__:main"]},
 )

@@ -1,0 +1,133 @@
+"""Training benchmark on real data: SSD7 (or SSD300) from scratch on BCCD, mAP against minutes.
+
+BCCD (``../shared/data/bccd/BCCD``: 640x480 blood smear photos, classes RBC, WBC, Platelets)
+trains on its ``train`` split (205 images) and is evaluated on its ``test`` split (72 images)
+with the Pascal VOC protocol (IoU 0.5, 11-point and all-point AP) every ``--eval-every`` epochs.
+Minutes are wall-clock training minutes (evaluation time excluded). Training stops after
+``--minutes`` or ``--epochs``, whichever comes first.
+
+Prints one JSON object (also written to ``<out>/bench_bccd.json``)::
+
+    {"model": ..., "image_size": [h, w], "records": [{"epoch", "train_minutes", "mAP_11point",
+     "mAP_all_point"}, ...], "losses": [...], "images_per_second": ..., "nan": false, ...}
+
+Usage::
+
+    python bench/train_bccd.py --minutes 15                       # SSD7, the CPU target
+    python bench/train_bccd.py --model ssd300 --epochs 2 --eval-every 0   # SSD300 trains, no NaN
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+BCCD = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "bccd" / "BCCD"
+CLASSES = ["background", "RBC", "WBC", "Platelets"]
+
+
+def main(argv=None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--data", default=str(BCCD), help="the BCCD folder (VOC layout)")
+    parser.add_argument("--model", choices=("ssd7", "ssd300", "ssd512"), default="ssd7")
+    parser.add_argument("--image-size", type=int, nargs=2, metavar=("H", "W"))
+    parser.add_argument("--minutes", type=float, default=15.0, help="training time budget")
+    parser.add_argument("--epochs", type=int, default=1000)
+    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--steps-per-epoch", type=int, help="default: one pass over train")
+    parser.add_argument("--augmentation", choices=("constant", "ssd", "none"))
+    parser.add_argument("--eval-every", type=int, default=1, help="0: only after the last epoch")
+    parser.add_argument("--out", default="runs/bench_bccd")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+
+    if not (Path(args.data) / "ImageSets" / "Main" / "train.txt").is_file():
+        parser.exit(2, f"BCCD not found at {args.data} (expected ImageSets/Main/train.txt)\n")
+    import keras
+
+    from ssd_keras.callbacks import MeanAveragePrecision, StopAfterMinutes
+    from ssd_keras.config import RunConfig
+    from ssd_keras.data import load_voc
+    from ssd_keras.train import train
+
+    image_size = args.image_size or ((240, 320) if args.model == "ssd7" else None)
+    config = RunConfig.create(args.model, CLASSES, image_size=image_size)
+    train_data = load_voc(args.data, "train", CLASSES)
+    test_data = load_voc(args.data, "test", CLASSES)
+    every = args.eval_every if args.eval_every > 0 else 10**9
+    mean_ap = MeanAveragePrecision(config, test_data, every=every, batch_size=8)
+    stop = StopAfterMinutes(args.minutes, exclude=mean_ap)
+
+    class Timer(keras.callbacks.Callback):
+        def on_train_begin(self, logs=None):
+            self.seconds, self.steps = 0.0, 0
+
+        def on_train_batch_begin(self, batch, logs=None):
+            self._t = time.perf_counter()
+
+        def on_train_batch_end(self, batch, logs=None):
+            self.seconds += time.perf_counter() - self._t
+            self.steps += 1
+
+    timer = Timer()
+    load_start = os.getloadavg()
+    start = time.perf_counter()
+    result = train(
+        config,
+        train_data,
+        args.out,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        steps_per_epoch=args.steps_per_epoch,
+        augmentation=args.augmentation,
+        early_stopping_patience=None,
+        overwrite=True,
+        seed=args.seed,
+        extra_callbacks=[timer, mean_ap, stop],
+        verbose=2,
+    )
+    losses = [float(v) for v in result.history["loss"]]
+    # Skip the first batches (graph tracing) in the throughput.
+    report = {
+        "benchmark": "train_bccd",
+        "model": args.model,
+        "image_size": list(config.image_size),
+        "batch_size": args.batch_size,
+        "augmentation": args.augmentation or "recipe default",
+        "train_images": train_data.get_dataset_size(),
+        "test_images": test_data.get_dataset_size(),
+        "epochs": len(losses),
+        "records": mean_ap.records,
+        "best_mAP_11point": max((r["mAP_11point"] for r in mean_ap.records), default=None),
+        "losses": losses,
+        "nan": any(math.isnan(v) for v in losses),
+        "images_per_second": timer.steps * args.batch_size / timer.seconds
+        if timer.seconds
+        else None,
+        "wall_minutes_total": round((time.perf_counter() - start) / 60, 2),
+        "eval_minutes": round(mean_ap.eval_seconds / 60, 2),
+        "machine": {
+            "cpus": os.cpu_count(),
+            "platform": platform.platform(),
+            "load_average_at_start": [round(v, 2) for v in load_start],
+            "load_average_at_end": [round(v, 2) for v in os.getloadavg()],
+            "backend": keras.backend.backend(),
+        },
+    }
+    text = json.dumps(report, indent=2)
+    Path(args.out).mkdir(parents=True, exist_ok=True)
+    (Path(args.out) / "bench_bccd.json").write_text(text + "\n")
+    print(text)
+    return report
+
+
+if __name__ == "__main__":
+    main()
