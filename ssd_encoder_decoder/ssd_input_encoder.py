@@ -267,46 +267,19 @@ class SSDInputEncoder:
         y_encoded = np.empty((batch_size, self.n_anchors, self.n_classes + 12))
         y_encoded[...] = self._row_template()  # every anchor background, offsets 0
         if n_rows > 0:
-            targets, similarities = self._targets_and_ious(labels)  # (M, 4), (M, N)
-            image_of_row = np.repeat(np.arange(batch_size), counts)
+            targets, corners, anchor_iou = self._targets_and_iou_inputs(labels)  # (M, 4) each
             starts = np.cumsum(counts) - counts
-            slots = np.arange(int(counts.max()))
-            row_table = np.where(slots < counts[:, None], starts[:, None] + slots, -1)
-
-            # (1) Bipartite: one anchor per ground truth.
-            bipartite = match_bipartite_greedy_rows(similarities, row_table)  # (M,)
-            rows = np.nonzero(bipartite >= 0)[0]
-            pos_image, pos_anchor, pos_row = image_of_row[rows], bipartite[rows], rows
-            matched = np.zeros((batch_size, self.n_anchors), dtype=bool)
-            matched[pos_image, pos_anchor] = True
-
-            # (2)/(3) The best IoU of every anchor over its image's ground truths.
-            nonempty = np.nonzero(counts > 0)[0]
-            best = np.full((batch_size, self.n_anchors), -np.inf)
-            best[nonempty] = np.maximum.reduceat(similarities, starts[nonempty], axis=0)
-            low = self.neg_iou_limit
-            if self.matching_type == "multi":
-                low = min(low, self.pos_iou_threshold)
-            cand_image, cand_anchor = np.nonzero(~matched & (best >= low))
-            cand_best = best[cand_image, cand_anchor]
-            if self.matching_type == "multi":
-                is_pos = cand_best >= self.pos_iou_threshold
-                multi_image, multi_anchor = cand_image[is_pos], cand_anchor[is_pos]
-                multi_row = _first_row_reaching(
-                    similarities, starts, counts, multi_image, multi_anchor, cand_best[is_pos]
-                )
-                pos_image = np.concatenate([pos_image, multi_image])
-                pos_anchor = np.concatenate([pos_anchor, multi_anchor])
-                pos_row = np.concatenate([pos_row, multi_row])
-                keep = ~is_pos
-                cand_image, cand_anchor, cand_best = (
-                    cand_image[keep],
-                    cand_anchor[keep],
-                    cand_best[keep],
-                )
-            neutral = cand_best >= self.neg_iou_limit
-            y_encoded[cand_image[neutral], cand_anchor[neutral], self.background_id] = 0.0
-
+            positives, neutrals = [], []  # (image, anchor, row) and (image, anchor) arrays
+            # One image at a time: its (k, N) IoU block stays in the CPU cache.
+            for image in np.nonzero(counts)[0]:
+                first = starts[image]
+                similarities = anchor_iou(corners[first : first + counts[image]])
+                pos_anchor, pos_row, neutral_anchor = self._match(similarities)
+                positives.append((np.full(len(pos_anchor), image), pos_anchor, pos_row + first))
+                neutrals.append((np.full(len(neutral_anchor), image), neutral_anchor))
+            pos_image, pos_anchor, pos_row = (np.concatenate(v) for v in zip(*positives))
+            neutral_image, neutral_anchor = (np.concatenate(v) for v in zip(*neutrals))
+            y_encoded[neutral_image, neutral_anchor, self.background_id] = 0.0
             # Positives: one-hot class and the offsets of their ground truth.
             one_hot = np.eye(self.n_classes)[labels[pos_row, _CLASS_ID].astype(np.int64)]
             y_encoded[pos_image, pos_anchor, : self.n_classes] = one_hot
@@ -319,6 +292,32 @@ class SSDInputEncoder:
             y_matched_anchors[:, :, -12:-8] = 0.0
             return y_encoded, y_matched_anchors
         return y_encoded
+
+    def _match(self, similarities: np.ndarray):
+        """Matches one image's ground truths to the anchors.
+
+        Args:
+            similarities: ``(k, N)`` IoUs of the image's ``k >= 1`` ground truths.
+
+        Returns:
+            ``(positive anchors, their ground-truth rows, neutral anchors)``, int arrays.
+        """
+        k = len(similarities)
+        # (1) Bipartite: one distinct anchor per ground truth.
+        bipartite = match_bipartite_greedy_rows(similarities, np.arange(k)[None, :])
+        rows = np.nonzero(bipartite >= 0)[0]
+        pos_anchor, pos_row = bipartite[rows], rows
+        # (2)/(3) Each anchor's best IoU (first ground truth on ties, as np.argmax).
+        best_row = np.argmax(similarities, axis=0) if k > 1 else np.zeros(self.n_anchors, int)
+        best = similarities[best_row, np.arange(self.n_anchors)]
+        best[pos_anchor] = -np.inf  # bipartite-matched anchors are taken
+        if self.matching_type == "multi":
+            multi = np.nonzero(best >= self.pos_iou_threshold)[0]
+            pos_anchor = np.concatenate([pos_anchor, multi])
+            pos_row = np.concatenate([pos_row, best_row[multi]])
+            best[multi] = -np.inf
+        neutral = np.nonzero(best >= self.neg_iou_limit)[0]
+        return pos_anchor, pos_row, neutral
 
     def _row_template(self) -> np.ndarray:
         """One image's encoding without any ground truth, ``(n_anchors, n_classes + 12)``."""
@@ -400,12 +399,12 @@ class SSDInputEncoder:
         labels = np.concatenate(per_image) if per_image else np.zeros((0, 5))
         return labels, counts
 
-    def _targets_and_ious(self, labels: np.ndarray):
-        """Ground truths in the target format and their IoUs with every anchor.
+    def _targets_and_iou_inputs(self, labels: np.ndarray):
+        """Ground truths in the target format, the corners to match, and the IoU function.
 
         Returns:
-            ``(M, 4)`` boxes in ``coords`` format (normalised if ``normalize_coords``) and
-            ``(M, N)`` float64 IoUs.
+            ``(M, 4)`` boxes in ``coords`` format (normalised if ``normalize_coords``), ``(M, 4)``
+            corners, and an `AnchorIoU` that gives their ``(k, N)`` IoUs with the anchors.
         """
         boxes = labels[:, [_XMIN, _YMIN, _XMAX, _YMAX]]  # (M, 4) corners, pixels
         if self.normalize_coords and self.border_pixels != "half":
@@ -416,7 +415,7 @@ class SSDInputEncoder:
                 corners = _iou_corners(self.anchors, self.coords, "half")
                 corners = _denormalize_corners(corners, self.img_height, self.img_width)
                 self._pixel_iou = AnchorIoU(corners, self.border_pixels)
-            return targets, self._pixel_iou(boxes)
+            return targets, boxes, self._pixel_iou
         # The original's order of operations: normalise the corners, convert them to `coords`,
         # and let iou() convert both sides back to corners. Same float64 operations, so the
         # same IoUs bit for bit (ties included).
@@ -425,7 +424,8 @@ class SSDInputEncoder:
             boxes[:, [1, 3]] /= self.img_height
             boxes[:, [0, 2]] /= self.img_width
         targets = _from_corners(boxes, self.coords, self.border_pixels)
-        return targets, self._anchor_iou(_iou_corners(targets, self.coords, self.border_pixels))
+        corners = _iou_corners(targets, self.coords, self.border_pixels)
+        return targets, corners, self._anchor_iou
 
 
 class AnchorIoU:
@@ -481,22 +481,6 @@ class AnchorIoU:
             return result
         with np.errstate(divide="ignore", invalid="ignore"):
             return np.where(union > 0, result / np.where(union > 0, union, 1), 0.0)
-
-
-def _first_row_reaching(similarities, starts, counts, images, anchors, values) -> np.ndarray:
-    """For each (image, anchor), the first of the image's rows whose IoU equals ``values``.
-
-    This is ``np.argmax`` over the image's ground truths (first one on ties), for a sparse set
-    of anchors.
-    """
-    result = np.full(len(images), -1, dtype=np.int64)
-    for k in range(int(counts[images].max()) if len(images) else 0):
-        todo = (result < 0) & (k < counts[images])
-        rows = starts[images[todo]] + k
-        hit = similarities[rows, anchors[todo]] == values[todo]
-        idx = np.nonzero(todo)[0][hit]
-        result[idx] = rows[hit]
-    return result
 
 
 def _pair(value, default) -> tuple[float, float]:
