@@ -21,6 +21,7 @@ as soon as every image has ``top_k`` kept boxes or no candidates left, so usuall
 
 from __future__ import annotations
 
+import keras
 from keras import ops
 
 from bounding_box_utils.bounding_box_utils import check_coords
@@ -49,6 +50,7 @@ def decode_box_offsets(
         ``(batch, n_anchors, 4)`` boxes ``(xmin, ymin, xmax, ymax)`` (corners format).
     """
     check_coords(coords)
+    y_pred = ops.convert_to_tensor(y_pred)
     offsets = y_pred[..., -12:-8] * y_pred[..., -4:]  # offsets times variances
     anchors = y_pred[..., -8:-4]
     if coords == "centroids":
@@ -99,6 +101,22 @@ def pairwise_iou(boxes1, boxes2):
     union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - intersection
     positive = union > 0
     return ops.where(positive, intersection / ops.where(positive, union, 1.0), 0.0)
+
+
+def _stable_top_k(x, k):
+    """``ops.top_k`` along the last axis with equal values in increasing index order.
+
+    TensorFlow's and JAX's top-k already break ties that way; ``torch.topk`` does not, so on
+    PyTorch a (slower) stable argsort is used instead.
+
+    Returns:
+        ``(values, int32 indices)``, each ``(..., k)``.
+    """
+    if keras.backend.backend() == "torch":
+        indices = ops.argsort(-x, axis=-1)[..., :k]
+        return ops.take_along_axis(x, indices, axis=-1), ops.cast(indices, "int32")
+    values, indices = ops.top_k(x, k=k)
+    return values, ops.cast(indices, "int32")
 
 
 def _greedy_nms_in_chunk(boxes, groups, candidates, iou_threshold):
@@ -161,6 +179,8 @@ def greedy_nms_top_k(
         ``(batch, top_k, 6)`` rows ``(class_id, score, xmin, ymin, xmax, ymax)`` sorted by
         decreasing score (ties: by anchor, then column), all-zero rows after the survivors.
     """
+    boxes, class_ids, scores = (ops.convert_to_tensor(x) for x in (boxes, class_ids, scores))
+    candidates = ops.convert_to_tensor(candidates, dtype="bool")
     dtype = boxes.dtype
     batch = ops.shape(scores)[0]
     n_anchors, n_columns = scores.shape[1], scores.shape[2]
@@ -194,8 +214,7 @@ def greedy_nms_top_k(
                 ops.equal(sort_keys, last_key[:, None]), flat_positions > last_index[:, None]
             ),
         )
-        chunk_keys, flat_index = ops.top_k(ops.where(after_last, sort_keys, neg_inf), k=chunk)
-        flat_index = ops.cast(flat_index, "int32")  # (batch, chunk)
+        chunk_keys, flat_index = _stable_top_k(ops.where(after_last, sort_keys, neg_inf), chunk)
         in_range = (start + chunk_positions)[None, :] < n_valid[:, None]  # (batch, chunk)
         anchor = flat_index // n_columns  # (batch, chunk)
         group = flat_index % n_columns if group_by_column else ops.zeros_like(flat_index)
