@@ -298,7 +298,10 @@ class _Runner:
             return np.concatenate([classes, offsets, tiled.astype(classes.dtype)], axis=-1)
         return outputs[0] if len(outputs) == 1 else outputs
 
-    predict = __call__
+    def predict(self, images, verbose=None, batch_size=None):
+        """`__call__` with `model.predict`'s signature (`verbose`/`batch_size` are ignored), so a
+        runner can stand in for the Keras model, e.g. in `eval_utils`' `Evaluator`."""
+        return self(images)
 
     def predict_decoded(self, images, fast: bool = False, **decode_kwargs) -> list[np.ndarray]:
         """Run and decode with `ssd_encoder_decoder.ssd_output_decoder.decode_detections`

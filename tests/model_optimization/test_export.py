@@ -85,6 +85,7 @@ def test_small_model_export_matches_keras(helpers, tmp_path, fmt):
     expected = model.predict(x, verbose=0)
     np.testing.assert_allclose(runner(x), expected, atol=1e-4, rtol=1e-4)
     np.testing.assert_allclose(runner(x[0]), expected[:1], atol=1e-4, rtol=1e-4)  # batch 1
+    np.testing.assert_allclose(runner.predict(x, verbose=0), expected, atol=1e-4, rtol=1e-4)
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,294 @@
+"""Pruning benchmark: SSD7 on BCCD, dense vs magnitude-pruned vs filter-pruned, mAP and latency.
+
+Steps (one process, one JSON object on stdout, also written to ``<out>/bench_pruning.json``):
+
+1. a dense SSD7 is trained on BCCD ``train`` for ``--dense-epochs`` (or loaded with
+   ``--dense-model run/model.keras`` from a previous ``python -m ssd_keras train`` run);
+2. every variant gets the SAME fine-tuning budget (``--finetune-epochs`` x ``--steps-per-epoch``
+   batches, Adam at ``--finetune-lr``) starting from the dense weights:
+   ``dense`` (just more training), ``magnitude_50`` / ``magnitude_80`` (`prune_low_magnitude`,
+   PolynomialDecay 0 -> s over the first 2/3 of the steps, then `strip_pruning`), and
+   ``structured_30`` / ``structured_50`` (`prune_filters` on conv1..conv7 by BN gamma);
+3. each variant is evaluated on BCCD ``test`` (Pascal VOC 11-point and all-point mAP);
+4. CPU latency at batch 1: the Keras model (``predict_on_batch``) and its float32 TFLite export
+   (LiteRT, ``--threads`` threads), measured round-robin over the variants to share the noise;
+   plus int8 TFLite (full-integer PTQ calibrated on ``train`` images) for the dense and
+   structured-50 models, with its mAP.
+
+Speedups are ratios to the dense model measured in the same rounds. The issue's target is
+structured 50% >= 1.6x CPU speedup with <= 1 mAP point lost; the JSON states what was reached.
+
+Usage::
+
+    python bench/pruning.py --dense-epochs 30 --finetune-epochs 10          # the real run
+    python bench/pruning.py --dense-epochs 1 --finetune-epochs 1 --steps-per-epoch 5 \\
+        --image-size 120 160 --latency-runs 20                                # smoke run
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+BCCD = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "bccd" / "BCCD"
+CLASSES = ["background", "RBC", "WBC", "Platelets"]
+
+
+def _fine_tune(model, config, train_data, epochs, steps, lr, seed, callbacks=()):
+    """Fit `model` on BCCD train for `epochs` x `steps` batches with the SSD7 recipe's data."""
+    import keras
+
+    from keras_loss_function.keras_ssd_loss import SSDLoss
+    from ssd_keras.data import training_transformations
+    from ssd_keras.train import FixedStepsDataset
+
+    _, predictor_sizes = config.build_model("training", return_predictor_sizes=True)
+    encoder = config.build_encoder(predictor_sizes)
+    data = train_data.to_py_dataset(
+        batch_size=8,
+        shuffle=True,
+        transformations=training_transformations(config, "constant", seed),
+        label_encoder=encoder,
+        seed=seed,
+    )
+    data = FixedStepsDataset(data, steps)
+    model.compile(optimizer=keras.optimizers.Adam(lr), loss=SSDLoss(neg_pos_ratio=3, alpha=1.0))
+    start = time.perf_counter()
+    history = model.fit(data, epochs=epochs, callbacks=list(callbacks), verbose=0)
+    return [float(v) for v in history.history["loss"]], time.perf_counter() - start
+
+
+def _latency_rounds(runners: dict, image, runs: int, rounds: int = 5) -> dict:
+    """Median seconds per call for each runner, measured round-robin (`rounds` x `runs` calls)."""
+    import numpy as np
+
+    samples = {name: [] for name in runners}
+    for fn in runners.values():  # warm-up (tracing, allocation)
+        for _ in range(3):
+            fn(image)
+    for _ in range(rounds):
+        for name, fn in runners.items():
+            for _ in range(max(1, runs // rounds)):
+                t = time.perf_counter()
+                fn(image)
+                samples[name].append(time.perf_counter() - t)
+    return {name: float(np.median(v)) for name, v in samples.items()}
+
+
+def main(argv=None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--data", default=str(BCCD), help="the BCCD folder (VOC layout)")
+    parser.add_argument("--image-size", type=int, nargs=2, default=(240, 320), metavar=("H", "W"))
+    parser.add_argument("--dense-model", help="a trained training-mode SSD7 .keras to start from")
+    parser.add_argument("--dense-epochs", type=int, default=30)
+    parser.add_argument("--finetune-epochs", type=int, default=10)
+    parser.add_argument("--steps-per-epoch", type=int, default=26, help="26 x 8 ~ one BCCD pass")
+    parser.add_argument("--finetune-lr", type=float, default=1e-4)
+    parser.add_argument("--variants", default="dense,magnitude_50,magnitude_80,structured_30,"
+                        "structured_50")  # fmt: skip
+    parser.add_argument("--latency-runs", type=int, default=100)
+    parser.add_argument("--threads", type=int, default=2, help="LiteRT threads")
+    parser.add_argument("--no-int8", action="store_true")
+    parser.add_argument("--out", default="runs/bench_pruning")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+
+    if not (Path(args.data) / "ImageSets" / "Main" / "train.txt").is_file():
+        parser.exit(2, f"BCCD not found at {args.data} (expected ImageSets/Main/train.txt)\n")
+    import keras
+    import numpy as np
+
+    from model_optimization.export import LiteRTRunner, export
+    from model_optimization.pruning import (
+        PolynomialDecay,
+        UpdatePruningStep,
+        prune_low_magnitude,
+        sparsity_report,
+        strip_pruning,
+    )
+    from model_optimization.structured import filter_pruning_report, prune_filters
+    from ssd_keras.config import RunConfig
+    from ssd_keras.data import evaluation_resize, load_voc
+    from ssd_keras.evaluate import evaluate
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    load_start = os.getloadavg()
+    keras.utils.set_random_seed(args.seed)
+    config = RunConfig.create("ssd7", CLASSES, image_size=tuple(args.image_size))
+    train_data = load_voc(args.data, "train", CLASSES)
+    test_data = load_voc(args.data, "test", CLASSES)
+    steps = int(args.steps_per_epoch)
+    total_steps = int(args.finetune_epochs) * steps
+
+    # 1. the dense model
+    dense_info = {}
+    if args.dense_model:
+        dense = keras.models.load_model(args.dense_model, compile=False)
+        dense_info["loaded_from"] = args.dense_model
+    else:
+        dense = config.build_model("training")
+        losses, seconds = _fine_tune(
+            dense, config, train_data, args.dense_epochs, steps, 1e-3, args.seed
+        )
+        dense_info.update({"epochs": args.dense_epochs, "train_seconds": round(seconds, 1),
+                           "final_loss": losses[-1]})  # fmt: skip
+    dense_info["mAP_11point_before_finetune"] = evaluate(
+        dense, config, test_data, verbose=False, plots=False
+    )["mAP_11point"]
+    dense.save(out / "dense_start.keras")
+
+    # 2. the variants, same fine-tuning budget
+    variants, models = {}, {}
+    for name in args.variants.split(","):
+        start_model = keras.models.load_model(out / "dense_start.keras", compile=False)
+        info: dict = {"finetune_steps": total_steps}
+        if name == "dense":
+            model = start_model
+            losses, seconds = _fine_tune(
+                model, config, train_data, args.finetune_epochs, steps, args.finetune_lr, args.seed
+            )
+        elif name.startswith("magnitude_"):
+            target = int(name.split("_")[1]) / 100
+            end = max(1, (2 * total_steps) // 3)
+            schedule = PolynomialDecay(0.0, target, begin_step=0, end_step=end,
+                                       frequency=max(1, end // 10))  # fmt: skip
+            # end_step must lie on the update grid for the final sparsity to be applied
+            schedule.end_step = (end // schedule.frequency) * schedule.frequency
+            pruned = prune_low_magnitude(start_model, schedule)
+            losses, seconds = _fine_tune(
+                pruned, config, train_data, args.finetune_epochs, steps, args.finetune_lr,
+                args.seed, callbacks=[UpdatePruningStep()],
+            )  # fmt: skip
+            model = strip_pruning(pruned)
+            rows = sparsity_report(model)
+            pruned_rows = [r for r in rows if r["layer"].startswith(("conv", "classes", "boxes"))]
+            info["kernel_sparsity"] = sum(r["zeros"] for r in pruned_rows) / sum(
+                r["size"] for r in pruned_rows
+            )
+        elif name.startswith("structured_"):
+            amount = int(name.split("_")[1]) / 100
+            model = prune_filters(start_model, amount=amount, criterion="bn_gamma")
+            info["filters"] = {
+                r["layer"]: [r["filters_before"], r["filters_after"]]
+                for r in filter_pruning_report(start_model, model)
+                if r["layer"].startswith("conv")
+            }
+            info["mAP_11point_before_finetune"] = evaluate(
+                model, config, test_data, verbose=False, plots=False
+            )["mAP_11point"]
+            losses, seconds = _fine_tune(
+                model, config, train_data, args.finetune_epochs, steps, args.finetune_lr, args.seed
+            )
+        else:
+            parser.exit(2, f"unknown variant {name!r}\n")
+        result = evaluate(model, config, test_data, verbose=False, plots=False)
+        info.update({
+            "params": int(model.count_params()),
+            "finetune_seconds": round(seconds, 1),
+            "final_loss": losses[-1],
+            "mAP_11point": result["mAP_11point"],
+            "mAP_all_point": result["mAP_all_point"],
+        })  # fmt: skip
+        variants[name] = info
+        models[name] = model
+        print(f"{name}: {json.dumps(info)}", file=sys.stderr, flush=True)
+
+    # 3. latency, round-robin; TFLite exports in a temporary folder
+    image = np.random.default_rng(0).uniform(0, 255, (1, *args.image_size, 3)).astype("float32")
+    tmp = Path(tempfile.mkdtemp(prefix="bench_pruning_"))
+    runners = {}
+    for name, model in models.items():
+        runners[f"{name}/keras"] = model.predict_on_batch
+        path = export(model, tmp / f"{name}.tflite", format="tflite")
+        runners[f"{name}/tflite_fp32"] = LiteRTRunner(path, num_threads=args.threads)
+    int8 = {}
+    if not args.no_int8:
+        resize = evaluation_resize(config)
+        calibration = []
+        for i, (img, labels) in enumerate(_images(train_data)):
+            for transform in resize:
+                img, labels = transform(img, labels)
+            calibration.append(img.astype("float32"))
+            if i >= 99:
+                break
+        for name in ("dense", "structured_50"):
+            if name not in models:
+                continue
+            path = export(models[name], tmp / f"{name}_int8.tflite", format="tflite",
+                          quantization="int8", representative_data=calibration)  # fmt: skip
+            runner = LiteRTRunner(path, num_threads=args.threads)
+            runners[f"{name}/tflite_int8"] = runner
+            result = evaluate(runner, config, test_data, verbose=False, plots=False)
+            int8[name] = {"mAP_11point": result["mAP_11point"],
+                          "mAP_all_point": result["mAP_all_point"]}  # fmt: skip
+    latency = _latency_rounds(runners, image, args.latency_runs)
+    base_keras = latency.get("dense/keras")
+    base_tflite = latency.get("dense/tflite_fp32")
+    for key, seconds in latency.items():
+        name, runtime = key.split("/")
+        entry = variants.setdefault(name, {}).setdefault("latency_ms", {})
+        entry[runtime] = round(seconds * 1000, 3)
+        base = base_keras if runtime == "keras" else base_tflite
+        if base:
+            variants[name].setdefault("speedup_vs_dense", {})[runtime] = round(base / seconds, 3)
+    for name, values in int8.items():
+        variants[name]["int8"] = values
+
+    target = None
+    if "dense" in variants and "structured_50" in variants:
+        d, s = variants["dense"], variants["structured_50"]
+        target = {
+            "goal": "structured_50 >= 1.6x CPU speedup with <= 1 mAP point lost",
+            "speedup_tflite_fp32": s.get("speedup_vs_dense", {}).get("tflite_fp32"),
+            "speedup_keras": s.get("speedup_vs_dense", {}).get("keras"),
+            "mAP_points_lost": round(100 * (d["mAP_11point"] - s["mAP_11point"]), 2),
+        }
+    report = {
+        "benchmark": "pruning",
+        "model": "ssd7",
+        "image_size": list(args.image_size),
+        "dense": dense_info,
+        "finetune": {
+            "epochs": args.finetune_epochs,
+            "steps_per_epoch": steps,
+            "learning_rate": args.finetune_lr,
+        },  # fmt: skip
+        "variants": variants,
+        "target": target,
+        "machine": {
+            "cpus": os.cpu_count(),
+            "litert_threads": args.threads,
+            "platform": platform.platform(),
+            "load_average_at_start": [round(v, 2) for v in load_start],
+            "load_average_at_end": [round(v, 2) for v in os.getloadavg()],
+            "backend": keras.backend.backend(),
+        },
+    }
+    text = json.dumps(report, indent=2)
+    (out / "bench_pruning.json").write_text(text + "\n")
+    print(text)
+    return report
+
+
+def _images(dataset):
+    """(image, labels) pairs of a DataGenerator, in order, without augmentation."""
+    import numpy as np
+
+    from data_generator.image_io import read_image
+
+    for i, filename in enumerate(dataset.filenames):
+        labels = np.asarray(dataset.labels[i], dtype=np.float32) if dataset.labels else None
+        yield read_image(filename), labels
+
+
+if __name__ == "__main__":
+    main()
