@@ -169,9 +169,13 @@ def decode_detections(
         order = np.lexsort((anchor_idx, -scores[b][anchor_idx, class_idx], class_idx))
         anchor_idx, class_idx = anchor_idx[order], class_idx[order]  # class, -conf, anchor
         conf = scores[b][anchor_idx, class_idx]
-        keep = _grouped_greedy_nms(
-            boxes[b], anchor_idx, class_idx, candidates, iou_threshold, border_pixels
-        )
+
+        def solve(subset, b=b, anchor_idx=anchor_idx, class_idx=class_idx):
+            return _grouped_greedy_nms(
+                boxes[b], anchor_idx[subset], class_idx[subset], iou_threshold, border_pixels
+            )
+
+        keep = _greedy_nms_top_k(solve, conf, top_k)
         rows = np.empty((int(keep.sum()), 6), dtype=np.float64)
         rows[:, 0] = class_idx[keep] + 1
         rows[:, 1] = conf[keep]
@@ -227,7 +231,7 @@ def decode_detections_fast(
         rows[:, 1] = confidences[b][selected]
         rows[:, 2:] = boxes[b][selected]
         if iou_threshold:
-            rows = _greedy_nms_rows(rows, iou_threshold, border_pixels)
+            rows = _greedy_nms_rows(rows, iou_threshold, border_pixels, top_k=top_k)
         else:
             rows = rows[np.argsort(-rows[:, 1], kind="stable")]
         results.append(_top_k(rows, top_k))
@@ -328,9 +332,17 @@ def _top_k(rows: np.ndarray, top_k) -> np.ndarray:
 
 
 def _greedy_nms_rows(
-    rows: np.ndarray, iou_threshold: float, border_pixels: str, coords: str = "corners"
+    rows: np.ndarray,
+    iou_threshold: float,
+    border_pixels: str,
+    coords: str = "corners",
+    top_k="all",
 ) -> np.ndarray:
-    """Class-agnostic greedy NMS of ``(k, 6)`` rows; the kept rows by descending confidence."""
+    """Class-agnostic greedy NMS of ``(k, 6)`` rows; the kept rows by descending confidence.
+
+    With an integer ``top_k`` the result holds (at least) the ``top_k`` most confident survivors
+    exactly; less confident survivors may be left out.
+    """
     if len(rows) == 0:
         return rows.reshape(0, 6)
     order = np.argsort(-rows[:, 1], kind="stable")  # the original's argmax order
@@ -338,9 +350,13 @@ def _greedy_nms_rows(
     if _suppresses_everything(iou_threshold):
         return rows[:1]
     boxes = _corners_for_iou(rows[:, 2:], coords, border_pixels)
-    n = len(rows)
-    keep = _greedy_select(np.arange(n), *_suppression_pairs(boxes, iou_threshold, border_pixels), n)
-    return rows[keep]
+
+    def solve(subset):
+        n = int(subset.sum())
+        pairs = _suppression_pairs(boxes[subset], iou_threshold, border_pixels)
+        return _greedy_select(np.arange(n), *pairs, n)
+
+    return rows[_greedy_nms_top_k(solve, rows[:, 1], top_k)]
 
 
 def _suppresses_everything(iou_threshold) -> bool:
@@ -357,11 +373,46 @@ def _corners_for_iou(boxes: np.ndarray, coords: str, border_pixels: str) -> np.n
     return convert_coordinates(boxes, 0, f"{coords}2corners", border_pixels=border_pixels)
 
 
+def _greedy_nms_top_k(solve, conf: np.ndarray, top_k) -> np.ndarray:
+    """Greedy NMS of many candidates when only the ``top_k`` most confident survivors count.
+
+    Whether a candidate survives depends only on the candidates of higher rank (higher
+    confidence, or equal confidence and lower index), so the result on all candidates with
+    confidence ``>= c`` is the full result restricted to them. Solving for the most confident
+    ``4 * top_k`` (at least 1000) candidates first, and for 4x more until ``top_k`` survive,
+    gives exactly the full result's ``top_k`` best. With an untrained model (every anchor a
+    candidate of every class) this is what makes decoding fast.
+
+    Args:
+        solve: ``solve(subset_mask) -> keep mask over the subset`` (greedy NMS of that subset).
+        conf: ``(n,)`` confidences of the candidates.
+        top_k: an int, or ``'all'``.
+
+    Returns:
+        ``(n,)`` bool: the candidates that survive NMS and whose survival is decided (all
+        survivors among the evaluated subset; candidates outside it are False, and the caller's
+        top-k selection never needs them).
+    """
+    n = len(conf)
+    keep = np.zeros(n, dtype=bool)
+    size = n if top_k == "all" else max(4 * int(top_k), 1000)
+    while True:
+        if size >= n:
+            keep[:] = solve(np.ones(n, dtype=bool))
+            return keep
+        threshold = np.partition(conf, n - size)[n - size]  # the size-th largest
+        subset = conf >= threshold  # all ties included: closed under "higher rank"
+        subset_keep = solve(subset)
+        if subset_keep.sum() >= top_k:
+            keep[subset] = subset_keep
+            return keep
+        size *= 4
+
+
 def _grouped_greedy_nms(
     boxes: np.ndarray,
     anchor_idx: np.ndarray,
     class_idx: np.ndarray,
-    candidates: np.ndarray,
     iou_threshold: float,
     border_pixels: str,
 ) -> np.ndarray:
@@ -371,7 +422,6 @@ def _grouped_greedy_nms(
         boxes: ``(N, 4)`` corners of all anchors of one image.
         anchor_idx, class_idx: the candidate (anchor, class) nodes, sorted by class, then
             descending confidence, then anchor (the visiting order).
-        candidates: ``(N, C)`` bool, which anchors are candidates of which class.
 
     Returns:
         ``(n_nodes,)`` bool: which nodes the greedy NMS of their class keeps.
@@ -383,6 +433,9 @@ def _grouped_greedy_nms(
         keep = np.zeros(n_nodes, dtype=bool)
         keep[np.unique(class_idx, return_index=True)[1]] = True  # the first node of each class
         return keep
+    n_classes = int(class_idx.max()) + 1
+    candidates = np.zeros((len(boxes), n_classes), dtype=bool)
+    candidates[anchor_idx, class_idx] = True
     active = np.nonzero(candidates.any(axis=1))[0]
     first, second = _suppression_pairs(boxes[active], iou_threshold, border_pixels)
     first, second = active[first], active[second]  # anchor pairs that suppress each other
@@ -550,8 +603,16 @@ def _candidate_pairs(corners, w, h, t):
     span = (cx.max() - x0) + 2.0 * float(np.max(w_max)) + 1.0  # > x-extent + any window
     order = np.lexsort((cx, group))
     group_sorted = group[order]
-    groups = np.unique(group_sorted)
-    keys = np.searchsorted(groups, group_sorted) * span + (cx[order] - x0)
+    is_first = np.ones(len(group_sorted), dtype=bool)
+    is_first[1:] = group_sorted[1:] != group_sorted[:-1]
+    groups = group_sorted[is_first]  # sorted unique group ids
+    keys = (np.cumsum(is_first) - 1) * span + (cx[order] - x0)
+    n_codes = n_buckets * n_bands
+    if n_codes <= 4_000_000:  # dense lookup table: group id -> rank (-1 if empty)
+        rank_of = np.full(n_codes, -1, dtype=np.int64)
+        rank_of[groups] = np.arange(len(groups))
+    else:
+        rank_of = None
 
     # Queries: (box, neighbour bucket with an id >= its own).
     q_box, q_bucket = [], []
@@ -588,8 +649,12 @@ def _candidate_pairs(corners, w, h, t):
     rep = np.maximum(band_hi - band_lo + 1, 0)
     qi = np.repeat(np.arange(len(q_box)), rep)
     q_group = q_bucket[qi] * n_bands + band_lo[qi] + _ranges(rep)
-    pos = np.minimum(np.searchsorted(groups, q_group), len(groups) - 1)
-    found = groups[pos] == q_group
+    if rank_of is not None:
+        pos = rank_of[q_group]
+        found = pos >= 0
+    else:
+        pos = np.minimum(np.searchsorted(groups, q_group), len(groups) - 1)
+        found = groups[pos] == q_group
     qi, pos = qi[found], pos[found]
     base = pos * span + (cx[q_box[qi]] - x0)
     lo = np.searchsorted(keys, base - rx[qi], side="left")

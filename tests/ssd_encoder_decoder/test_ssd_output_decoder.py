@@ -283,3 +283,26 @@ def test_decode_detections_fast_equals_a_reference_loop():
     # iou_threshold=0 (falsy) skips NMS, as in the original.
     no_nms = decode_detections_fast(y_pred, 0.4, 0, "all", img_height=200, img_width=300)
     assert len(no_nms[0]) >= len(got[0])
+
+
+def test_top_k_shortcut_equals_the_full_solution():
+    """Only the top_k survivors are needed; the candidate subset must grow until enough survive.
+
+    1050 jittered copies of one box hold the highest confidences, so the first 1000-candidate
+    subset keeps a single survivor and the search has to widen; the answer must equal the full
+    solution cut to top_k.
+    """
+    rng = np.random.default_rng(2)
+    y_pred = make_y_pred(rng, 1, "flat").astype(np.float64)
+    y_pred = np.repeat(y_pred, 2, axis=1)  # 1600 anchors, 5 classes
+    y_pred[0, :1050, 1] = 0.9 + rng.uniform(0, 0.05, 1050)  # class 1: many near-copies
+    y_pred[0, :1050, 6:10] = rng.normal(0, 0.01, (1050, 4))
+    y_pred[0, :1050, -8:-4] = [0.5, 0.5, 0.2, 0.2]
+    kwargs = {"img_height": 100, "img_width": 100}
+    full = decode_detections(y_pred, 0.05, 0.45, "all", **kwargs)[0]
+    for top_k in (5, 300):
+        cut = decode_detections(y_pred, 0.05, 0.45, top_k, **kwargs)[0]
+        np.testing.assert_array_equal(cut, full[:top_k])
+    fast_all = decode_detections_fast(y_pred, 0.3, 0.45, "all", **kwargs)[0]
+    fast_cut = decode_detections_fast(y_pred, 0.3, 0.45, 3, **kwargs)[0]
+    np.testing.assert_array_equal(fast_cut, fast_all[:3])
