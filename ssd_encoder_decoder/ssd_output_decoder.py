@@ -164,23 +164,29 @@ def decode_detections(
     scores = y_pred[:, :, 1:-12]  # (B, N, n_classes): classes 1..n_classes
     results = []
     for b in range(len(y_pred)):
-        candidates = scores[b] > confidence_thresh  # (N, C)
-        anchor_idx, class_idx = np.nonzero(candidates)  # anchor-major
-        order = np.lexsort((anchor_idx, -scores[b][anchor_idx, class_idx], class_idx))
-        anchor_idx, class_idx = anchor_idx[order], class_idx[order]  # class, -conf, anchor
+        anchor_idx, class_idx = np.nonzero(scores[b] > confidence_thresh)  # (anchor, class)
         conf = scores[b][anchor_idx, class_idx]
 
-        def solve(subset, b=b, anchor_idx=anchor_idx, class_idx=class_idx):
-            return _grouped_greedy_nms(
-                boxes[b], anchor_idx[subset], class_idx[subset], iou_threshold, border_pixels
+        def solve(subset, b=b, anchor_idx=anchor_idx, class_idx=class_idx, conf=conf):
+            anchors, classes = anchor_idx[subset], class_idx[subset]
+            # The visiting order: by class, then descending confidence, then anchor.
+            order = np.lexsort((anchors, -conf[subset], classes))
+            keep = np.empty(len(order), dtype=bool)
+            keep[order] = _grouped_greedy_nms(
+                boxes[b], anchors[order], classes[order], iou_threshold, border_pixels
             )
+            return keep
 
-        keep = _greedy_nms_top_k(solve, conf, top_k)
-        rows = np.empty((int(keep.sum()), 6), dtype=np.float64)
-        rows[:, 0] = class_idx[keep] + 1
-        rows[:, 1] = conf[keep]
-        rows[:, 2:] = boxes[b][anchor_idx[keep]]
-        results.append(_top_k(rows, top_k))
+        kept = np.nonzero(_greedy_nms_top_k(solve, conf, top_k))[0]
+        # Descending confidence; ties by class, then anchor.
+        kept = kept[np.lexsort((anchor_idx[kept], class_idx[kept], -conf[kept]))]
+        if top_k != "all":
+            kept = kept[: int(top_k)]
+        rows = np.empty((len(kept), 6), dtype=np.float64)
+        rows[:, 0] = class_idx[kept] + 1
+        rows[:, 1] = conf[kept]
+        rows[:, 2:] = boxes[b][anchor_idx[kept]]
+        results.append(rows)
     if inverse_transforms is not None:
         results = apply_inverse_transforms(results, inverse_transforms)
     return results
