@@ -7,6 +7,15 @@ from ssd_encoder_decoder.anchor_boxes import (
     n_boxes_per_location,
     resolve_anchor_config,
 )
+from ssd_encoder_decoder.matching_utils import match_bipartite_greedy, match_multi
+from ssd_encoder_decoder.ssd_input_encoder import DegenerateBoxError, SSDInputEncoder
+from ssd_encoder_decoder.ssd_output_decoder import (
+    apply_inverse_transforms,
+    decode_boxes,
+    decode_detections,
+    decode_detections_fast,
+    greedy_nms,
+)
 
 __all__ = [
     "PredictorLayerAnchors",
@@ -14,4 +23,13 @@ __all__ = [
     "generate_anchors",
     "n_boxes_per_location",
     "resolve_anchor_config",
+    "match_bipartite_greedy",
+    "match_multi",
+    "DegenerateBoxError",
+    "SSDInputEncoder",
+    "apply_inverse_transforms",
+    "decode_boxes",
+    "decode_detections",
+    "decode_detections_fast",
+    "greedy_nms",
 ]
