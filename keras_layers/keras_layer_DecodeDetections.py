@@ -44,6 +44,9 @@ class _DecodeBase(keras.layers.Layer):
         img_width=None,
         **kwargs,
     ):
+        # Pixel coordinates need float32 (float16 has a 0.25 px step at 300 px), so unless a
+        # dtype is given the layer computes in float32 even under a mixed-precision policy.
+        kwargs.setdefault("dtype", "float32")
         super().__init__(**kwargs)
         self.confidence_thresh = float(confidence_thresh)
         self.iou_threshold = float(iou_threshold)

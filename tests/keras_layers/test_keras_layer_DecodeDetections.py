@@ -249,3 +249,17 @@ def test_bad_arguments(layer_class, change, message):
 def test_wrong_input_shape_is_a_clear_error():
     with pytest.raises(ValueError, match="n_classes"):
         DecodeDetections(**GOLDEN_KWARGS)(keras.Input((100, 12)))
+
+
+def test_mixed_precision_policy_keeps_float32_decoding(decoder_golden):
+    # Under mixed_float16 the decode layer still computes in float32 (a float16 box coordinate
+    # near 300 px could only be a multiple of 0.25), so it still matches the original.
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy("mixed_float16")
+    try:
+        layer = DecodeDetections(confidence_thresh=0.01, **GOLDEN_KWARGS)
+        output = to_numpy(layer(decoder_golden.npz["y_pred"][:1]))
+    finally:
+        keras.config.set_dtype_policy(previous)
+    assert layer.compute_dtype == "float32"
+    assert_same_detections(output[0], decoder_golden.npz["decode_layer"][0])
