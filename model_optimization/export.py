@@ -185,19 +185,20 @@ def export(
         raise ValueError(f"An ONNX export path must end with '.onnx', received '{path}'.")
     path.parent.mkdir(parents=True, exist_ok=True)
 
-    if split_constants is None:
-        split_constants = quantization == "int8"
     constants_file = _constants_path(path)
     if constants_file.exists():
         constants_file.unlink()
-    if split_constants:
+    if split_constants or (split_constants is None and quantization == "int8"):
         split = split_ssd_constants(model)
-        if split is None:
-            if quantization == "int8" and split_constants is True:
-                pass  # not an SSD training graph: export it whole
-        else:
+        if split is not None:
             model, constants = split
             np.savez(constants_file, constants=constants)
+        elif split_constants:  # asked for explicitly
+            raise ValueError(
+                f"split_constants=True needs an SSD training graph (layers {_SSD_CLASSES}, "
+                f"{_SSD_BOXES}, {_SSD_ANCHORS} feeding one output); model '{model.name}' is not."
+            )
+        # else (int8 default): not an SSD training graph, export it whole
 
     if not getattr(model, "_called", True):
         # Keras' ONNX exporter refuses a model that was never called; one call on zeros fixes it.

@@ -315,7 +315,7 @@ class PruneLowMagnitude(keras.layers.Wrapper):
             shape=(),
             initializer=keras.initializers.Constant(-1),
             trainable=False,
-            dtype="int64",
+            dtype="int32",
             autocast=False,
         )
         self.built = True
@@ -379,6 +379,11 @@ class UpdatePruningStep(keras.callbacks.Callback):
     schedule says so, recomputes its masks; after every batch it re-zeroes the pruned weights.
     Steps are counted across `fit` calls and across save/load (the step is a model weight).
 
+    With the JAX backend the model's variables are only brought up to date on request, so the
+    callback syncs them only at mask updates and at the end of each epoch (the forward pass
+    always uses `kernel * mask`, so outputs and gradients are the same; only the raw variable
+    may hold non-zero pruned entries in between).
+
     Note: with `steps_per_execution > 1` Keras calls batch hooks once per execution, so the
     schedule then counts executions, not batches.
     """
@@ -387,6 +392,12 @@ class UpdatePruningStep(keras.callbacks.Callback):
         super().__init__()
         self.step = 0
         self._wrappers: list[PruneLowMagnitude] = []
+        self._lazy = False
+
+    def _sync(self):
+        sync = getattr(self.model, "jax_state_sync", None)
+        if sync is not None:
+            sync()
 
     def on_train_begin(self, logs=None):
         self._wrappers = pruning_wrappers(self.model)
@@ -397,20 +408,36 @@ class UpdatePruningStep(keras.callbacks.Callback):
             )
         if not all(w.built for w in self._wrappers):
             raise ValueError("UpdatePruningStep: the pruned model must be built before fit().")
+        self._lazy = hasattr(self.model, "jax_state_sync")
+        self._sync()
         last = max(int(ops.convert_to_numpy(w.pruning_step)) for w in self._wrappers)
         self.step = last + 1
 
     def on_train_batch_begin(self, batch, logs=None):
+        due = []
         for wrapper in self._wrappers:
-            wrapper.pruning_step.assign(self.step)
             update, sparsity = wrapper.pruning_schedule(self.step)
             if update:
+                due.append((wrapper, sparsity))
+        if due or not self._lazy:
+            self._sync()
+            for wrapper in self._wrappers:
+                wrapper.pruning_step.assign(self.step)
+            for wrapper, sparsity in due:
                 wrapper.update_masks(sparsity)
 
     def on_train_batch_end(self, batch, logs=None):
-        for wrapper in self._wrappers:
-            wrapper.apply_masks()
+        if not self._lazy:
+            for wrapper in self._wrappers:
+                wrapper.apply_masks()
         self.step += 1
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self._lazy:
+            self._sync()
+            for wrapper in self._wrappers:
+                wrapper.pruning_step.assign(self.step - 1)
+                wrapper.apply_masks()
 
 
 # --------------------------------------------------------------------------------------------

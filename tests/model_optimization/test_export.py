@@ -63,6 +63,8 @@ def test_export_argument_errors(helpers, tmp_path):
         export(model, tmp_path / "m.tflite", format="onnx")
     with pytest.raises(ValueError, match="io_dtype"):
         export(model, tmp_path / "m.tflite", format="tflite", io_dtype="uint8")
+    with pytest.raises(ValueError, match="split_constants=True"):
+        export(model, tmp_path / "m.tflite", format="tflite", split_constants=True)
     with pytest.raises(ValueError, match="Cannot tell"):
         load_runner(tmp_path / "m.bin")
 
