@@ -159,26 +159,36 @@ class MeanAveragePrecision(keras.callbacks.Callback):
 
 
 class StopAfterMinutes(keras.callbacks.Callback):
-    """Stops training at the end of the first epoch that ends after ``minutes`` of wall clock.
+    """Stops training once ``minutes`` of wall clock have passed.
 
     Args:
         minutes: the budget.
         exclude: an object with an ``eval_seconds`` attribute (e.g. `MeanAveragePrecision`)
             whose time does not count; place this callback after it.
+        per_batch: also check after every batch (the last epoch may then be cut short);
+            otherwise training stops at the end of the first epoch past the budget.
     """
 
-    def __init__(self, minutes: float, exclude=None):
+    def __init__(self, minutes: float, exclude=None, per_batch: bool = False):
         super().__init__()
         self.seconds = float(minutes) * 60
         self.exclude = exclude
+        self.per_batch = per_batch
         self._start = None
 
-    def on_train_begin(self, logs=None):
-        self._start = time.perf_counter()
-
-    def on_epoch_end(self, epoch, logs=None):
+    def _check(self):
         spent = time.perf_counter() - self._start
         if self.exclude is not None:
             spent -= self.exclude.eval_seconds
         if spent >= self.seconds:
             self.model.stop_training = True
+
+    def on_train_begin(self, logs=None):
+        self._start = time.perf_counter()
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self.per_batch:
+            self._check()
+
+    def on_epoch_end(self, epoch, logs=None):
+        self._check()

@@ -37,7 +37,7 @@ def run_demo(
     Args:
         out_dir: the demo folder (``data/``, ``run/``, ``evaluation/``, ``predictions/``,
             ``summary.json``); a previous demo there is replaced.
-        minutes: training time budget (training stops at the first epoch end past it).
+        minutes: training time budget (checked after every batch).
         n_train, n_test: synthetic images of each split.
         max_epochs: upper bound on the epochs.
         steps_per_epoch: batches per epoch.
@@ -87,11 +87,12 @@ def run_demo(
         early_stopping_patience=None,
         overwrite=True,
         seed=seed,
-        extra_callbacks=[StopAfterMinutes(minutes)],
+        extra_callbacks=[StopAfterMinutes(minutes, per_batch=True)],
         verbose=2 if verbose else 0,
     )
     train_minutes = (time.perf_counter() - t0) / 60
     epochs_done = len(result.history.get("loss", []))
+    steps_done = int(result.model.optimizer.iterations)
 
     say("[3/4] evaluating on the test split (Pascal VOC mAP, IoU 0.5)")
     metrics = evaluate(
@@ -127,7 +128,7 @@ def run_demo(
         "mAP_all_point": metrics["mAP_all_point"],
         "per_class_ap_11point": {k: v["ap_11point"] for k, v in metrics["per_class"].items()},
         "epochs": epochs_done,
-        "steps": epochs_done * steps_per_epoch,
+        "steps": steps_done,
         "batch_size": batch_size,
         "image_size": list(DEMO_IMAGE_SIZE),
         "augmentation": augmentation,
