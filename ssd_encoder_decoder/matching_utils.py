@@ -141,7 +141,33 @@ def match_bipartite_greedy(weight_matrix) -> np.ndarray:
     weights = np.asarray(weight_matrix)
     if weights.ndim != 2:
         raise ValueError(f"weight_matrix must have shape (n_gt, n_anchors), got {weights.shape}")
-    return match_bipartite_greedy_batch(weights[None])[0]
+    if not np.issubdtype(weights.dtype, np.floating):
+        weights = weights.astype(np.float64)
+    n_gt, n_anchors = weights.shape
+    matches = np.full(n_gt, -1, dtype=np.int64)
+    if n_gt == 0 or n_anchors == 0:
+        return matches
+    best_col = np.argmax(weights, axis=1)
+    best_val = weights[np.arange(n_gt), best_col].astype(np.float64)
+    best_val[np.isnan(best_val)] = -np.inf
+    taken = []
+    for _ in range(n_gt):
+        row = int(np.argmax(best_val))
+        if not best_val[row] > -np.inf:
+            break
+        col = int(best_col[row])
+        matches[row] = col
+        best_val[row] = -np.inf
+        taken.append(col)
+        # Rows whose best anchor was just taken look again, with the taken anchors masked.
+        stale = np.nonzero((best_col == col) & (best_val > -np.inf))[0]
+        if stale.size:
+            candidates = weights[stale].astype(np.float64)  # a copy
+            candidates[:, taken] = -np.inf
+            new_col = np.argmax(candidates, axis=1)
+            best_col[stale] = new_col
+            best_val[stale] = candidates[np.arange(len(stale)), new_col]
+    return matches
 
 
 def match_multi(weight_matrix, threshold: float) -> tuple[np.ndarray, np.ndarray]:

@@ -26,7 +26,7 @@ from bounding_box_utils.bounding_box_utils import (
     convert_coordinates,
 )
 from ssd_encoder_decoder.anchor_boxes import generate_anchors, resolve_anchor_config
-from ssd_encoder_decoder.matching_utils import match_bipartite_greedy_rows
+from ssd_encoder_decoder.matching_utils import match_bipartite_greedy
 
 __all__ = ["AnchorIoU", "DegenerateBoxError", "SSDInputEncoder"]
 
@@ -190,11 +190,11 @@ class SSDInputEncoder:
             coords=coords,
         )
         self.anchors = np.concatenate([boxes.reshape(-1, 4) for boxes in self.boxes_list])
-        # The corners the original's iou() derived from the anchors, computed once.
         # IoUs with the anchors as the original computed them (its iou() converted the anchors
         # back to corners).
+        self._grid_shapes = [boxes.shape[:3] for boxes in self.boxes_list]
         self._anchor_iou = AnchorIoU(
-            _iou_corners(self.anchors, coords, border_pixels), border_pixels
+            _iou_corners(self.anchors, coords, border_pixels), border_pixels, self._grid_shapes
         )
         self._pixel_iou = None
         self._template_row = None
@@ -304,7 +304,7 @@ class SSDInputEncoder:
         """
         k = len(similarities)
         # (1) Bipartite: one distinct anchor per ground truth.
-        bipartite = match_bipartite_greedy_rows(similarities, np.arange(k)[None, :])
+        bipartite = match_bipartite_greedy(similarities)
         rows = np.nonzero(bipartite >= 0)[0]
         pos_anchor, pos_row = bipartite[rows], rows
         # (2)/(3) Each anchor's best IoU (first ground truth on ties, as np.argmax).
@@ -414,7 +414,7 @@ class SSDInputEncoder:
             if self._pixel_iou is None:
                 corners = _iou_corners(self.anchors, self.coords, "half")
                 corners = _denormalize_corners(corners, self.img_height, self.img_width)
-                self._pixel_iou = AnchorIoU(corners, self.border_pixels)
+                self._pixel_iou = AnchorIoU(corners, self.border_pixels, self._grid_shapes)
             return targets, boxes, self._pixel_iou
         # The original's order of operations: normalise the corners, convert them to `coords`,
         # and let iou() convert both sides back to corners. Same float64 operations, so the
@@ -444,35 +444,58 @@ class AnchorIoU:
     Call with ``(M, 4)`` corners; returns the ``(M, N)`` IoUs (float64).
     """
 
-    def __init__(self, anchor_corners: np.ndarray, border_pixels: str = "half"):
+    def __init__(
+        self,
+        anchor_corners: np.ndarray,
+        border_pixels: str = "half",
+        grid_shapes: Sequence[tuple[int, int, int]] | None = None,
+    ):
         corners = np.asarray(anchor_corners, dtype=np.float64)
         self.d = border_offset(border_pixels)
         self.border_pixels = border_pixels
-        self.x_intervals, self.x_index = np.unique(corners[:, [0, 2]], axis=0, return_inverse=True)
-        self.y_intervals, self.y_index = np.unique(corners[:, [1, 3]], axis=0, return_inverse=True)
-        self.x_index = self.x_index.reshape(-1)
-        self.y_index = self.y_index.reshape(-1)
         d = self.d
         self.areas = (corners[:, 2] - corners[:, 0] + d) * (corners[:, 3] - corners[:, 1] + d)
-        self.corners = corners
+        self.n_anchors = len(corners)
+        self.grid = _grid_intervals(corners, grid_shapes) if grid_shapes else None
+        if self.grid is None:
+            self.x_intervals, self.x_index = np.unique(
+                corners[:, [0, 2]], axis=0, return_inverse=True
+            )
+            self.y_intervals, self.y_index = np.unique(
+                corners[:, [1, 3]], axis=0, return_inverse=True
+            )
+            self.x_index = self.x_index.reshape(-1)
+            self.y_index = self.y_index.reshape(-1)
+
+    def _overlaps(self, lo, hi, intervals):
+        """1-D overlaps as `iou` computes them: ``max(0, min(hi) - max(lo) + d)``."""
+        expand = (slice(None),) + (None,) * (intervals.ndim - 1)
+        return np.maximum(
+            0.0,
+            np.minimum(hi[expand], intervals[..., 1])
+            - np.maximum(lo[expand], intervals[..., 0])
+            + self.d,
+        )
 
     def __call__(self, boxes: np.ndarray) -> np.ndarray:
         boxes = np.asarray(boxes, dtype=np.float64)
+        k = len(boxes)
+        if self.grid is not None:
+            # Per predictor layer, x-overlaps depend on (column, box) and y-overlaps on
+            # (row, box): their broadcast product is the intersection, in anchor order.
+            result = np.empty((k, self.n_anchors))
+            for start, (fh, fw, nb), x_iv, y_iv in self.grid:
+                x_overlap = self._overlaps(boxes[:, 0], boxes[:, 2], x_iv)  # (k, fw, nb)
+                y_overlap = self._overlaps(boxes[:, 1], boxes[:, 3], y_iv)  # (k, fh, nb)
+                view = result[:, start : start + fh * fw * nb]
+                view.shape = (k, fh, fw, nb)
+                np.multiply(x_overlap[:, None, :, :], y_overlap[:, :, None, :], out=view)
+        else:
+            x_overlap = self._overlaps(boxes[:, 0], boxes[:, 2], self.x_intervals)
+            y_overlap = self._overlaps(boxes[:, 1], boxes[:, 3], self.y_intervals)
+            result = x_overlap[:, self.x_index]  # becomes the intersection, then the IoU
+            result *= y_overlap[:, self.y_index]
         d = self.d
-        x_overlap = np.maximum(
-            0.0,
-            np.minimum(boxes[:, None, 2], self.x_intervals[None, :, 1])
-            - np.maximum(boxes[:, None, 0], self.x_intervals[None, :, 0])
-            + d,
-        )
-        y_overlap = np.maximum(
-            0.0,
-            np.minimum(boxes[:, None, 3], self.y_intervals[None, :, 1])
-            - np.maximum(boxes[:, None, 1], self.y_intervals[None, :, 0])
-            + d,
-        )
-        result = x_overlap[:, self.x_index]  # becomes the intersection, then the IoU
-        result *= y_overlap[:, self.y_index]
         areas = (boxes[:, 2] - boxes[:, 0] + d) * (boxes[:, 3] - boxes[:, 1] + d)
         union = areas[:, None] + self.areas[None, :]
         union -= result
@@ -481,6 +504,27 @@ class AnchorIoU:
             return result
         with np.errstate(divide="ignore", invalid="ignore"):
             return np.where(union > 0, result / np.where(union > 0, union, 1), 0.0)
+
+
+def _grid_intervals(corners: np.ndarray, grid_shapes):
+    """Per layer ``(start, (fh, fw, nb), x-intervals (fw, nb, 2), y-intervals (fh, nb, 2))``.
+
+    None unless every layer's x-intervals are the same in every row and its y-intervals the
+    same in every column (true for generated anchors, clipped or not).
+    """
+    grid, start = [], 0
+    for fh, fw, nb in grid_shapes:
+        layer = corners[start : start + fh * fw * nb].reshape(fh, fw, nb, 4)
+        x_iv = layer[0, :, :, :][..., [0, 2]]
+        y_iv = layer[:, 0, :, :][..., [1, 3]]
+        if not (
+            np.array_equal(layer[..., [0, 2]], np.broadcast_to(x_iv, (fh, fw, nb, 2)))
+            and np.array_equal(layer[..., [1, 3]], np.broadcast_to(y_iv[:, None], (fh, fw, nb, 2)))
+        ):
+            return None
+        grid.append((start, (fh, fw, nb), x_iv, y_iv))
+        start += fh * fw * nb
+    return grid if start == len(corners) else None
 
 
 def _pair(value, default) -> tuple[float, float]:
