@@ -160,20 +160,27 @@ def decode_detections(
     y_pred = _check_y_pred(y_pred)
     _check_top_k(top_k)
     border_offset(border_pixels)
-    boxes = decode_boxes(y_pred, input_coords, normalize_coords, img_height, img_width)
+    decode_boxes(y_pred[:, :0], input_coords, normalize_coords, img_height, img_width)  # checks
     scores = y_pred[:, :, 1:-12]  # (B, N, n_classes): classes 1..n_classes
     results = []
     for b in range(len(y_pred)):
-        anchor_idx, class_idx = np.nonzero(scores[b] > confidence_thresh)  # (anchor, class)
+        candidates = scores[b] > confidence_thresh  # (N, n_classes)
+        active = np.nonzero(candidates.any(axis=1))[0]  # anchors with any candidate
+        compact, class_idx = np.nonzero(candidates[active])  # (anchor, class) nodes
+        anchor_idx = active[compact]
         conf = scores[b][anchor_idx, class_idx]
+        # Boxes of the active anchors only (the same element-wise operations).
+        boxes = decode_boxes(
+            y_pred[b : b + 1, active], input_coords, normalize_coords, img_height, img_width
+        )[0]
 
-        def solve(subset, b=b, anchor_idx=anchor_idx, class_idx=class_idx, conf=conf):
-            anchors, classes = anchor_idx[subset], class_idx[subset]
+        def solve(subset, boxes=boxes, compact=compact, class_idx=class_idx, conf=conf):
+            anchors, classes = compact[subset], class_idx[subset]
             # The visiting order: by class, then descending confidence, then anchor.
             order = np.lexsort((anchors, -conf[subset], classes))
             keep = np.empty(len(order), dtype=bool)
             keep[order] = _grouped_greedy_nms(
-                boxes[b], anchors[order], classes[order], iou_threshold, border_pixels
+                boxes, anchors[order], classes[order], iou_threshold, border_pixels
             )
             return keep
 
@@ -185,7 +192,7 @@ def decode_detections(
         rows = np.empty((len(kept), 6), dtype=np.float64)
         rows[:, 0] = class_idx[kept] + 1
         rows[:, 1] = conf[kept]
-        rows[:, 2:] = boxes[b][anchor_idx[kept]]
+        rows[:, 2:] = boxes[compact[kept]]
         results.append(rows)
     if inverse_transforms is not None:
         results = apply_inverse_transforms(results, inverse_transforms)
@@ -225,7 +232,7 @@ def decode_detections_fast(
     y_pred = _check_y_pred(y_pred)
     _check_top_k(top_k)
     border_offset(border_pixels)
-    boxes = decode_boxes(y_pred, input_coords, normalize_coords, img_height, img_width)
+    decode_boxes(y_pred[:, :0], input_coords, normalize_coords, img_height, img_width)  # checks
     class_scores = y_pred[:, :, :-12]
     class_ids = np.argmax(class_scores, axis=-1)
     confidences = np.max(class_scores, axis=-1)
@@ -235,7 +242,9 @@ def decode_detections_fast(
         rows = np.empty((len(selected), 6), dtype=y_pred.dtype)
         rows[:, 0] = class_ids[b][selected]
         rows[:, 1] = confidences[b][selected]
-        rows[:, 2:] = boxes[b][selected]
+        rows[:, 2:] = decode_boxes(
+            y_pred[b : b + 1, selected], input_coords, normalize_coords, img_height, img_width
+        )[0]
         if iou_threshold:
             rows = _greedy_nms_rows(rows, iou_threshold, border_pixels, top_k=top_k)
         else:
