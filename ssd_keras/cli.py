@@ -121,7 +121,11 @@ def build_parser() -> argparse.ArgumentParser:
         "SSDDataAugmentation (ssd300/512 default)",
     )
     p.add_argument("--early-stopping-patience", type=_positive_int, default=10)
-    p.add_argument("--resume", action="store_true", help="continue the run in --out")
+    p.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue the run in --out (its config.json wins over --model/--image-size)",
+    )
     p.add_argument("--overwrite", action="store_true", help="replace the run in --out")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--workers", type=_positive_int, default=1, help="data loading threads")
@@ -189,7 +193,7 @@ def _classes_arg(args) -> list[str] | None:
     return names
 
 
-def _check_dataset_args(args, with_val: bool = False) -> str:
+def _check_dataset_args(args, with_val: bool = False, classes_known: bool = False) -> str:
     """Which dataset kind was given; checks that the files exist. Returns 'voc'/'csv'/'coco'."""
     kinds = [k for k in ("data", "csv", "coco") if getattr(args, k)]
     if len(kinds) != 1:
@@ -204,7 +208,7 @@ def _check_dataset_args(args, with_val: bool = False) -> str:
             path = root / "ImageSets" / "Main" / f"{split}.txt"
             if not path.is_file():
                 raise CLIError(f"--data: image set file not found: {path}")
-        if not args.classes and not (root / "classes.txt").is_file():
+        if not classes_known and not args.classes and not (root / "classes.txt").is_file():
             raise CLIError(
                 f"--classes is needed: {root / 'classes.txt'} does not exist (give "
                 "background,name1,name2,...)"
@@ -225,13 +229,14 @@ def _check_dataset_args(args, with_val: bool = False) -> str:
     return kind
 
 
-def _load_dataset(args, kind: str, which: str = "main"):
+def _load_dataset(args, kind: str, which: str = "main", default_classes=None):
     """Returns ``(dataset, classes)``; ``which`` is 'main' or 'val'."""
     from ssd_keras import data
 
-    classes = _classes_arg(args)
+    classes = _classes_arg(args) or default_classes
     if kind == "voc":
-        classes = classes or data.read_classes(args.data)
+        if classes is None:
+            classes = data.read_classes(args.data)
         split = args.split if which == "main" else args.val_split
         return data.load_voc(args.data, split, classes), classes
     if kind == "csv":
@@ -270,7 +275,7 @@ def _make_strategy(args):
 def cmd_train(args) -> int:
     if args.resume and args.overwrite:
         raise CLIError("--resume and --overwrite exclude each other")
-    kind = _check_dataset_args(args, with_val=True)
+    kind = _check_dataset_args(args, with_val=True, classes_known=args.resume)
     out = Path(args.out)
     if args.resume and not (out / "backup" / "latest.weights.h5").is_file():
         raise CLIError(f"--resume: nothing to resume in {out} (no backup/latest.weights.h5)")
@@ -284,10 +289,16 @@ def cmd_train(args) -> int:
     from ssd_keras.config import RunConfig
     from ssd_keras.train import train
 
-    train_data, classes = _load_dataset(args, kind)
-    val_data = _load_dataset(args, kind, "val")[0] if _has_val(args, kind) else None
-    if args.resume:
-        config = RunConfig.load(out)
+    saved = RunConfig.load(out) if args.resume else None
+    default = None
+    if saved is not None and kind == "voc" and not (Path(args.data) / "classes.txt").is_file():
+        default = saved.classes  # a resumed run knows its classes
+    train_data, classes = _load_dataset(args, kind, default_classes=default)
+    val_data = None
+    if _has_val(args, kind):
+        val_data = _load_dataset(args, kind, "val", default_classes=default)[0]
+    if saved is not None:
+        config = saved
         if config.classes != classes:
             raise CLIError(
                 f"--resume: the run in {out} was trained on classes {config.classes}, the "
@@ -327,14 +338,18 @@ def cmd_train(args) -> int:
 
 
 def cmd_evaluate(args) -> int:
-    kind = _check_dataset_args(args)
+    # Without --classes and classes.txt, the model's own class list is used.
+    kind = _check_dataset_args(args, classes_known=True)
     if not Path(args.run).exists():
         raise CLIError(f"--run: not found: {args.run}")
     from ssd_keras.evaluate import evaluate, summary
     from ssd_keras.predict import load_run
 
     model, config = load_run(args.run)
-    dataset, classes = _load_dataset(args, kind)
+    default = None
+    if kind == "voc" and not (Path(args.data) / "classes.txt").is_file():
+        default = config.classes
+    dataset, classes = _load_dataset(args, kind, default_classes=default)
     if classes != config.classes:
         raise CLIError(f"the dataset's classes {classes} differ from the model's {config.classes}")
     result = evaluate(

@@ -54,6 +54,15 @@ def test_train_evaluate_predict(tiny_shapes, tmp_path, capsys):
     assert config["classes"][0] == "background" and len(config["classes"]) == 6
     capsys.readouterr()
 
+    # --resume continues the same run folder: epoch 2 only, the log grows by one row.
+    code = main(
+        ["train", "--data", root, "--epochs", "2", "--steps-per-epoch", "2"]
+        + ["--batch-size", "4", "--out", str(run), "--quiet", "--resume"]
+    )
+    assert code == 0
+    assert "trained epochs 2..2 of 2" in capsys.readouterr().out
+    assert len((run / "training_log.csv").read_text().splitlines()) == 3
+
     evaluation = tmp_path / "evaluation"
     code = main(
         ["evaluate", "--run", str(run), "--data", root, "--split", "test"]
