@@ -21,7 +21,10 @@ a sort-and-search over size buckets (IoU > t needs both side ratios > t and cent
 ``(w1 + w2) / 2 - t * max(w1, w2)``), their IoUs are computed in one vectorised call, and the greedy
 selection on that sparse graph is resolved in rounds (a box is kept once every higher-ranked
 neighbour is decided and none is kept). The geometry is shared by all classes of an image, since
-the classes of one anchor share its box.
+the classes of one anchor share its box. When only the ``top_k`` best detections are wanted, NMS is
+first solved on the most confident candidates only (exact, see `_greedy_nms_top_k`): with an
+untrained model, where nearly every anchor is a candidate of every class, that is what keeps
+decoding fast.
 """
 
 from __future__ import annotations
@@ -681,6 +684,11 @@ def _candidate_pairs(corners, w, h, t):
     # Same bucket: found from both ends, keep i < j. Other buckets: found once.
     same = bucket[i] == bucket[j]
     keep = (i < j) | ~same
+    i, j = i[keep], j[keep]
+    # The exact per-pair windows (b), with slack for the rounding of the IoUs computed later.
+    wi, wj, hi, hj = w[i], w[j], h[i], h[j]
+    keep = np.abs(cx[i] - cx[j]) < (wi + wj) * (0.5 + 1e-5) - t * np.maximum(wi, wj)
+    keep &= np.abs(cy[i] - cy[j]) < (hi + hj) * (0.5 + 1e-5) - t * np.maximum(hi, hj)
     i, j = i[keep], j[keep]
     return np.minimum(i, j), np.maximum(i, j)
 
