@@ -364,8 +364,11 @@ def plot_loss_curve(log_path, out_file):
     epochs = [int(e) + 1 for e in columns["epoch"]]
     figure, axes = plt.subplots(figsize=(6, 4))
     axes.plot(epochs, columns["loss"], marker="o", label="training loss")
-    if "val_loss" in columns:
+    if any(math.isfinite(v) for v in columns.get("val_loss", [])):
         axes.plot(epochs, columns["val_loss"], marker="o", label="validation loss")
+    from matplotlib.ticker import MaxNLocator
+
+    axes.xaxis.set_major_locator(MaxNLocator(integer=True))
     axes.set(xlabel="epoch", ylabel="SSD loss", title="Training")
     axes.grid(alpha=0.3)
     axes.legend()
