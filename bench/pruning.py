@@ -74,6 +74,19 @@ def _fine_tune(model, config, train_data, epochs, steps, lr, seed, callbacks=())
     return [float(v) for v in history.history["loss"]], time.perf_counter() - start
 
 
+def _conv_macs(model) -> int:
+    """Multiply-accumulates of the Conv2D layers for one image (a noise-free cost measure)."""
+    import keras
+
+    total = 0
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.Conv2D):
+            _, h, w, c_out = layer.output.shape
+            kh, kw, c_in, _ = layer.kernel.shape
+            total += int(h) * int(w) * int(c_out) * int(kh) * int(kw) * int(c_in)
+    return total
+
+
 def _latency_rounds(runners: dict, image, runs: int, rounds: int = 5) -> dict:
     """Median seconds per call for each runner, measured round-robin (`rounds` x `runs` calls)."""
     import numpy as np
@@ -213,6 +226,7 @@ def main(argv=None) -> dict:
         result = evaluate(model, config, test_data, verbose=False, plots=False)
         info.update({
             "params": int(model.count_params()),
+            "conv_macs": _conv_macs(model),
             "finetune_seconds": round(seconds, 1),
             "final_loss": losses[-1],
             "mAP_11point": result["mAP_11point"],
