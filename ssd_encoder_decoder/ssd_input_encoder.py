@@ -456,6 +456,7 @@ class AnchorIoU:
         d = self.d
         self.areas = (corners[:, 2] - corners[:, 0] + d) * (corners[:, 3] - corners[:, 1] + d)
         self.n_anchors = len(corners)
+        self.positive_areas = bool((self.areas > 0).all())
         self.grid = _grid_intervals(corners, grid_shapes) if grid_shapes else None
         if self.grid is None:
             self.x_intervals, self.x_index = np.unique(
@@ -480,6 +481,29 @@ class AnchorIoU:
     def __call__(self, boxes: np.ndarray) -> np.ndarray:
         boxes = np.asarray(boxes, dtype=np.float64)
         k = len(boxes)
+        d = self.d
+        areas = (boxes[:, 2] - boxes[:, 0] + d) * (boxes[:, 3] - boxes[:, 1] + d)
+        if self.grid is not None and self.positive_areas and (areas > 0).all():
+            # Only the rows and columns of each layer that some box overlaps are computed;
+            # everywhere else the intersection, hence the IoU, is exactly 0.
+            result = np.zeros((k, self.n_anchors))
+            for start, (fh, fw, nb), x_iv, y_iv in self.grid:
+                x_overlap = self._overlaps(boxes[:, 0], boxes[:, 2], x_iv)  # (k, fw, nb)
+                y_overlap = self._overlaps(boxes[:, 1], boxes[:, 3], y_iv)  # (k, fh, nb)
+                cols = np.nonzero(x_overlap.any(axis=(0, 2)))[0]
+                rows = np.nonzero(y_overlap.any(axis=(0, 2)))[0]
+                if not (cols.size and rows.size):
+                    continue
+                c0, c1, r0, r1 = cols[0], cols[-1] + 1, rows[0], rows[-1] + 1
+                inter = x_overlap[:, None, c0:c1, :] * y_overlap[:, r0:r1, None, :]
+                layer_areas = self.areas[start : start + fh * fw * nb].reshape(fh, fw, nb)
+                union = areas[:, None, None, None] + layer_areas[None, r0:r1, c0:c1, :]
+                union -= inter
+                inter /= union
+                view = result[:, start : start + fh * fw * nb]
+                view.shape = (k, fh, fw, nb)
+                view[:, r0:r1, c0:c1, :] = inter
+            return result
         if self.grid is not None:
             # Per predictor layer, x-overlaps depend on (column, box) and y-overlaps on
             # (row, box): their broadcast product is the intersection, in anchor order.
@@ -495,8 +519,6 @@ class AnchorIoU:
             y_overlap = self._overlaps(boxes[:, 1], boxes[:, 3], self.y_intervals)
             result = x_overlap[:, self.x_index]  # becomes the intersection, then the IoU
             result *= y_overlap[:, self.y_index]
-        d = self.d
-        areas = (boxes[:, 2] - boxes[:, 0] + d) * (boxes[:, 3] - boxes[:, 1] + d)
         union = areas[:, None] + self.areas[None, :]
         union -= result
         if (areas > 0).all() and (self.areas > 0).all():

@@ -185,6 +185,14 @@ def test_anchor_iou_is_bitwise_bounding_box_utils_iou():
         expected = iou(queries, scaled, coords="corners", border_pixels=border_pixels)
         got = AnchorIoU(scaled, border_pixels)(queries)
         np.testing.assert_array_equal(got, expected)
+        # Grid mode (what the encoder uses): per-layer broadcasting, only overlapped rectangles.
+        grid = AnchorIoU(scaled, border_pixels, encoder._grid_shapes)
+        assert grid.grid is not None
+        np.testing.assert_array_equal(grid(queries), expected)
+        small = queries[:1] * 0.1  # a box in one corner: most layer rows/columns untouched
+        np.testing.assert_array_equal(
+            grid(small), iou(small, scaled, coords="corners", border_pixels=border_pixels)
+        )
 
 
 def test_empty_batch_items_are_all_background():
