@@ -116,3 +116,32 @@ def test_generator_with_hdf5_pickles_without_the_file_handle(shapes, tmp_path):
     dataset.create_hdf5_dataset(str(tmp_path / "d.h5"), verbose=False)
     clone = pickle.loads(pickle.dumps(dataset))
     np.testing.assert_array_equal(clone._load_image(3), dataset._load_image(3))
+
+
+def test_loads_a_file_in_the_original_layout(tmp_path):
+    """The original wrote int32 labels, vlen-str ids and no filenames; such files still load."""
+    path = tmp_path / "original.h5"
+    image = np.arange(2 * 3 * 3, dtype=np.uint8).reshape(2, 3, 3)
+    with h5py.File(path, "w") as f:
+        for key, value in (
+            ("has_labels", True),
+            ("has_image_ids", True),
+            ("has_eval_neutral", True),
+            ("variable_image_size", True),
+        ):
+            f.attrs.create(key, data=value, dtype=np.bool_)
+        f.create_dataset("images", shape=(1,), dtype=h5py.vlen_dtype(np.uint8))[0] = image.ravel()
+        f.create_dataset("image_shapes", data=np.array([[2, 3, 3]], dtype=np.int32))
+        labels = np.array([[1, 0, 0, 2, 1], [2, 1, 0, 3, 2]], dtype=np.int32)
+        f.create_dataset("labels", shape=(1,), dtype=h5py.vlen_dtype(np.int32))[0] = labels.ravel()
+        f.create_dataset("label_shapes", data=np.array([[2, 5]], dtype=np.int32))
+        f.create_dataset("image_ids", shape=(1,), dtype=h5py.string_dtype())[0] = "img_7"
+        neutral = f.create_dataset("eval_neutral", shape=(1,), dtype=h5py.vlen_dtype(np.bool_))
+        neutral[0] = np.array([False, True])
+    dataset = DataGenerator(hdf5_dataset_path=str(path), verbose=False)
+    assert dataset.get_dataset_size() == 1 and dataset.filenames is None
+    assert dataset.image_ids == ["img_7"] and dataset.eval_neutral == [[False, True]]
+    np.testing.assert_array_equal(dataset.labels[0], labels)
+    images, ids = next(dataset.generate(batch_size=1, returns={"processed_images", "image_ids"}))
+    np.testing.assert_array_equal(images[0], image)
+    assert ids == ["img_7"]
