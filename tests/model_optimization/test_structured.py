@@ -198,3 +198,23 @@ def test_prune_filters_then_fine_tune_runs(helpers):
     small.compile(optimizer="adam", loss=SSDLoss().compute_loss)
     history = small.fit(images, y_true, batch_size=2, epochs=1, verbose=0)
     assert np.isfinite(history.history["loss"][-1])
+
+
+def test_ssd300_conv4_3_through_l2_normalization_identity():
+    keras_ssd300 = pytest.importorskip("models.keras_ssd300")
+    keras.utils.set_random_seed(0)
+    model = keras_ssd300.ssd_300(**keras_ssd300.SSD300_VOC)
+    status = prunable_filters(model)
+    assert status["conv4_3"] is None and status["fc7"] is None
+    assert status["conv4_3_norm_mbox_conf"] is not None  # heads keep the prediction layout
+    # conv4_3 (ReLU) feeds pool4 and conv4_3_norm (L2Normalization) -> the two conv4_3 heads.
+    # Zero filters 256..511 (kernel and bias): ReLU(0) = 0 and a zero channel does not change
+    # the L2 norm of the others, so removing them is exact.
+    _zero_filters(model, "conv4_3", np.arange(256, 512))
+    small = remove_filters(model, {"conv4_3": np.arange(256)})
+    assert small.get_layer("conv4_3_norm").gamma.shape == (256,)
+    assert small.get_layer("conv4_3_norm_mbox_loc").kernel.shape[2] == 256
+    assert small.get_layer("conv5_1").kernel.shape[2] == 256
+    x = np.random.default_rng(0).uniform(0, 255, (1, 300, 300, 3)).astype("float32")
+    expected = model.predict(x, verbose=0)
+    np.testing.assert_allclose(small.predict(x, verbose=0), expected, atol=1e-4, rtol=1e-4)
