@@ -2,13 +2,17 @@
 
 PYTHON ?= python3
 VENV ?= .venv
-EXTRAS ?= cpu,dev
+# Everything the test suite exercises: TensorFlow (CPU), JAX, pycocotools and the export runtimes
+# (dev brings pytest, ruff and the notebook runner).
+EXTRAS ?= cpu,dev,jax,coco,export
 comma := ,
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(subst $(comma),-,$(EXTRAS))
 PYTEST_ARGS ?= -n 2
+# The Keras parts (layers, models, loss) also run on JAX.
+JAX_TESTS ?= tests/keras_layers tests/models tests/keras_loss_function
 
-.PHONY: install test test-all lint format
+.PHONY: install test test-jax test-all lint format
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -22,6 +26,10 @@ install: $(STAMP)
 
 test: install
 	$(PY) -m pytest $(PYTEST_ARGS)
+	$(MAKE) --no-print-directory test-jax
+
+test-jax: install
+	KERAS_BACKEND=jax $(PY) -m pytest $(PYTEST_ARGS) $(JAX_TESTS)
 
 test-all: install
 	$(PY) -m pytest $(PYTEST_ARGS) -m ''
