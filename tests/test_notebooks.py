@@ -32,6 +32,59 @@ NOTEBOOKS = {
             "sampled classifiers",
         ],
     },
+    "ssd7_training.ipynb": {
+        "data": [],
+        "expect": [
+            "small run: True",
+            "predictor feature maps (height, width): [[30, 40], [15, 20], [7, 10], [3, 5]]",
+            "ssd7_shapes.keras",
+            "SSD7 validation mAP:",
+        ],
+    },
+    "ssd300_training.ipynb": {
+        "data": [],
+        "expect": [
+            "small run: True",
+            "24,280,556 parameters; 8732 anchors; output (None, 8732, 18)",
+            "ssd300_shapes.keras",
+            "detections per image:",
+        ],
+    },
+    "ssd300_inference.ipynb": {
+        "data": [],
+        "expect": [
+            "small run: True",
+            "input (None, 300, 300, 3), output (None, 200, 6)",
+            "detections per image in original coordinates:",
+        ],
+    },
+    "ssd512_inference.ipynb": {
+        "data": [],
+        "expect": [
+            "small run: True",
+            "input (None, 512, 512, 3), output (None, 200, 6)",
+            "detections per image in original coordinates:",
+        ],
+    },
+    "ssd300_evaluation.ipynb": {
+        "data": ["voc2012_sample"],
+        "expect": [
+            "small run: True",
+            "mAP (11-point)",
+            # the stored detections of a real detector on the 100 VOC images: fixed numbers
+            "stored detections on the VOC 2012 sample: mAP 0.608 (11-point), 0.614 (all-point)",
+        ],
+    },
+    "ssd300_evaluation_COCO.ipynb": {
+        "data": ["voc2012_sample"],
+        "expect": [
+            "small run: True",
+            "100 images, 273 boxes",
+            # pycocotools on the stored detections of a real detector: fixed numbers
+            "  AP          0.347\n  AP50        0.610",
+            "detections written to",
+        ],
+    },
 }
 
 
