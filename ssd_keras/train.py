@@ -265,10 +265,19 @@ def train(
     backup = TrainingBackup(out_dir / BACKUP_DIR, callbacks=callbacks)
     callbacks.append(backup)
 
+    if resume:
+        # BackupAndRestore sets the initial epoch only in on_train_begin; the dataset must know
+        # it before fit builds its iterator (which may fetch batches before on_epoch_begin).
+        metadata = out_dir / BACKUP_DIR / "training_metadata.json"
+        if metadata.is_file():
+            train_set.set_epoch(int(json.loads(metadata.read_text())["epoch"]))
     history = model.fit(
         train_set,
         validation_data=val_set,
         epochs=int(epochs),
+        # The dataset shuffles itself from (seed, epoch); Keras' own batch-order shuffling
+        # draws from Python's global random state, which a resumed process does not share.
+        shuffle=False,
         callbacks=callbacks,
         verbose=verbose,
     )
