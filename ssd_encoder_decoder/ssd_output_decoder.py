@@ -530,8 +530,8 @@ def _suppression_pairs(
         # hold, so every pair involving such a box is tested.
         odd = np.arange(m) if t <= 0 else np.nonzero(~regular)[0]
         pairs = [_all_pairs_with(corners, odd, iou_threshold, border_pixels)]
-        if t > 0:
-            ok = np.nonzero(regular)[0]
+        ok = np.nonzero(regular)[0]
+        if t > 0 and len(ok) >= 2:
             i, j = _candidate_pairs(corners64[ok], w[ok], h[ok], t)
             pairs.append(_filter_pairs(corners, ok[i], ok[j], iou_threshold, border_pixels))
         i = np.concatenate([p[0] for p in pairs])

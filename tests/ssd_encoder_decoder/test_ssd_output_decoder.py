@@ -306,3 +306,18 @@ def test_top_k_shortcut_equals_the_full_solution():
     fast_all = decode_detections_fast(y_pred, 0.3, 0.45, "all", **kwargs)[0]
     fast_cut = decode_detections_fast(y_pred, 0.3, 0.45, 3, **kwargs)[0]
     np.testing.assert_array_equal(fast_cut, fast_all[:3])
+
+
+@pytest.mark.parametrize("n_degenerate", [1, 2])
+def test_decoding_survives_a_class_whose_candidates_are_all_degenerate(n_degenerate):
+    """An untrained model can predict zero-width boxes (exp underflow); NMS must cope."""
+    y = np.zeros((1, 3, 2 + 12))
+    y[0, :, 1] = 0.9
+    y[0, :, 6:10] = [0.5, 0.5, 0.2, 0.2]
+    y[0, :, 10:14] = [0.1, 0.1, 0.2, 0.2]
+    y[0, :n_degenerate, 4] = -1000.0  # width offset -> exp underflows -> zero width
+    y[0, n_degenerate:, 1] = 0.0  # the other anchors are not candidates
+    (out,) = decode_detections(y, confidence_thresh=0.5, img_height=300, img_width=300)
+    assert out.shape == (n_degenerate, 6)
+    np.testing.assert_array_equal(out[:, 0], 1)
+    np.testing.assert_allclose(out[:, 2], out[:, 4])  # zero width, kept (IoU 0 suppresses nothing)
