@@ -216,7 +216,9 @@ def predict_images(predictor, paths, out_dir, batch_size: int = 8, verbose: bool
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     classes = predictor.config.classes
-    predictor([np.zeros((predictor.config.img_height, predictor.config.img_width, 3), np.uint8)])
+    # Warm-up at the batch size used (the first call of a new batch shape builds the graph).
+    blank = np.zeros((predictor.config.img_height, predictor.config.img_width, 3), np.uint8)
+    predictor([blank] * min(batch_size, len(paths)))
     results, outputs, seconds = {}, [], 0.0
     starts = range(0, len(paths), batch_size)
     for start in tqdm(starts, desc="Predicting", disable=not verbose):

@@ -240,7 +240,13 @@ def train(
 
     callbacks = [DatasetEpoch(train_set), *extra_callbacks]
     if lr_schedule == "ssd300":
-        callbacks.append(keras.callbacks.LearningRateScheduler(ssd300_lr_schedule))
+        # The notebook's steps (x0.1 at epoch 80, x0.01 at 100), relative to the initial rate.
+        base = learning_rate
+
+        def schedule(epoch, lr=None):
+            return base * ssd300_lr_schedule(epoch) / ssd300_lr_schedule(0)
+
+        callbacks.append(keras.callbacks.LearningRateScheduler(schedule))
     elif lr_schedule == "plateau":
         callbacks.append(
             keras.callbacks.ReduceLROnPlateau(
