@@ -67,7 +67,8 @@ def main(argv=None) -> dict:
     from ssd_keras.train import train
 
     image_size = args.image_size or ((240, 320) if args.model == "ssd7" else None)
-    config = RunConfig.create(args.model, CLASSES, image_size=image_size)
+    overrides = {"variances": list(args.variances)} if args.variances else {}
+    config = RunConfig.create(args.model, CLASSES, image_size=image_size, **overrides)
     train_data = load_voc(args.data, "train", CLASSES)
     test_data = load_voc(args.data, "test", CLASSES)
     every = args.eval_every if args.eval_every > 0 else 10**9
@@ -116,6 +117,7 @@ def main(argv=None) -> dict:
         "batch_size": args.batch_size,
         "augmentation": args.augmentation or "recipe default",
         "learning_rate": args.lr or "recipe default (1e-3)",
+        "variances": config.model_kwargs.get("variances"),
         "train_images": train_data.get_dataset_size(),
         "test_images": test_data.get_dataset_size(),
         "epochs": len(losses),
