@@ -132,16 +132,26 @@ class MeanAveragePrecision(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         if self._epoch_start is not None:
             self._train_seconds += time.perf_counter() - self._epoch_start
+        self._last_epoch = epoch + 1
         last = self.params.get("epochs") == epoch + 1
         if (epoch + 1) % self.every and not last:
             return
+        self._evaluate(epoch + 1, logs)
+
+    def on_train_end(self, logs=None):
+        # Training stopped early (time budget, EarlyStopping): evaluate the final weights too.
+        last = getattr(self, "_last_epoch", None)
+        if last is not None and (not self.records or self.records[-1]["epoch"] != last):
+            self._evaluate(last, None)
+
+    def _evaluate(self, epoch: int, logs) -> None:
         from ssd_keras.evaluate import evaluate
 
         start = time.perf_counter()
         result = evaluate(self.model, self.config, self.dataset, self.batch_size, verbose=False)
         self.eval_seconds += time.perf_counter() - start
         record = {
-            "epoch": epoch + 1,
+            "epoch": epoch,
             "train_minutes": round(self._train_seconds / 60, 3),
             "mAP_11point": result["mAP_11point"],
             "mAP_all_point": result["mAP_all_point"],
@@ -151,7 +161,7 @@ class MeanAveragePrecision(keras.callbacks.Callback):
             logs["val_mAP_all"] = record["mAP_all_point"]
         self.records.append(record)
         print(
-            f"\nepoch {epoch + 1}: mAP {record['mAP_11point']:.4f} (11-point), "
+            f"\nepoch {epoch}: mAP {record['mAP_11point']:.4f} (11-point), "
             f"{record['mAP_all_point']:.4f} (all-point) after {record['train_minutes']:.2f} "
             "min of training",
             flush=True,
