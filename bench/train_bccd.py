@@ -53,6 +53,13 @@ def main(argv=None) -> dict:
     parser.add_argument(
         "--eval-every", type=int, default=1, help="0: only after the last epoch; -1: never"
     )
+    parser.add_argument(
+        "--variances",
+        type=float,
+        nargs=4,
+        help="box-offset variances (SSD7 recipe: 1 1 1 1; SSD300's 0.1 0.1 0.2 0.2 learns "
+        "localisation much faster)",
+    )
     parser.add_argument("--out", default="runs/bench_bccd")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
