@@ -371,13 +371,13 @@ def plot_loss_curve(log_path, out_file):
     columns = read_log(log_path)
     if not columns.get("epoch"):
         return None
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    # A bare Figure (no pyplot): writes the file without touching the global backend, so
+    # notebooks keep their inline plots.
+    from matplotlib.figure import Figure
 
     epochs = [int(e) + 1 for e in columns["epoch"]]
-    figure, axes = plt.subplots(figsize=(6, 4))
+    figure = Figure(figsize=(6, 4))
+    axes = figure.add_subplot()
     axes.plot(epochs, columns["loss"], marker="o", label="training loss")
     if any(math.isfinite(v) for v in columns.get("val_loss", [])):
         axes.plot(epochs, columns["val_loss"], marker="o", label="validation loss")
@@ -390,5 +390,4 @@ def plot_loss_curve(log_path, out_file):
     figure.tight_layout()
     out_file = Path(out_file)
     figure.savefig(out_file, dpi=100)
-    plt.close(figure)
     return out_file
