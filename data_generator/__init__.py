@@ -124,7 +124,17 @@ from data_generator.object_detection_2d_data_generator import (  # noqa: E402
     DatasetError,
     DegenerateBatchError,
 )
-from data_generator.synthetic_shapes import SHAPE_CLASSES, make_synthetic_dataset  # noqa: E402
+
+
+def __getattr__(name):
+    # The synthetic shapes module is also a script (`python -m data_generator.synthetic_shapes`);
+    # importing it here eagerly would make runpy warn that it is already in sys.modules.
+    if name in ("SHAPE_CLASSES", "make_synthetic_dataset"):
+        from data_generator import synthetic_shapes
+
+        return getattr(synthetic_shapes, name)
+    raise AttributeError(f"module 'data_generator' has no attribute {name!r}")
+
 
 __all__ += [
     "RETURNS_ORDER",
