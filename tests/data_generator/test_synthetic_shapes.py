@@ -136,5 +136,3 @@ def test_module_runs_as_a_script_without_warnings(tmp_path):
     )
     assert result.returncode == 0, result.stderr
     assert len((tmp_path / "ImageSets" / "Main" / "train.txt").read_text().split()) == 2
-        tmp_path.rglob("train.txt")
-    )
