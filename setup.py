@@ -30,7 +30,7 @@ EXTRAS = {
     "export": ["tf2onnx", "onnx", "onnxruntime", "ai-edge-litert"],
     "coco": ["pycocotools"],
     "notebooks": ["jupyter", "nbclient", "nbformat", "ipykernel"],
-    # The test suite executes the notebooks, so dev carries the notebook runner (not all of jupyter).
+    # The tests execute the notebooks, so dev carries the notebook runner (not all of jupyter).
     "dev": ["pytest", "pytest-xdist", "hypothesis", "ruff", "nbclient", "nbformat", "ipykernel"],
 }
 
