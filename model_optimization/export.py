@@ -171,6 +171,14 @@ def export(
             f"quantization={quantization!r} is only available with format='tflite', "
             f"received format={format!r}."
         )
+    if format == "onnx" and any(type(layer).__name__ in _DECODE_LAYERS for layer in model.layers):
+        # The decode layers' chunked greedy NMS converts to ONNX without an error but ONNX
+        # Runtime then returns wrong detections (tested); TFLite and SavedModel are exact.
+        raise ValueError(
+            "ONNX export of a model with a DecodeDetections(Fast) layer gives wrong detections in "
+            "ONNX Runtime; export `strip_decoder(model)` instead and decode with the runner's "
+            "`predict_decoded` (or use format='tflite' / 'saved_model', which keep the decoder)."
+        )
     if quantization == "int8" and representative_data is None:
         raise ValueError("quantization='int8' needs `representative_data` (an iterable of images).")
     if io_dtype not in ("float32", "int8", "uint8"):
