@@ -20,6 +20,7 @@ import numpy as np
 from data_generator.object_detection_2d_image_boxes_validation_utils import (
     BoxFilter,
     ImageValidator,
+    check_image_validator,
 )
 from data_generator.object_detection_2d_misc_utils import (
     as_labels,
@@ -329,10 +330,7 @@ class RandomTranslate:
                 raise ValueError(f"{name} needs min <= max, got {pair!r}")
             if pair[0] < 0:
                 raise ValueError(f"{name} must be >= 0 (the direction is drawn), got {pair!r}")
-        if not (image_validator is None or isinstance(image_validator, ImageValidator)):
-            raise ValueError(
-                f"image_validator must be an ImageValidator or None, got {image_validator!r}"
-            )
+        check_image_validator(image_validator)
         self.dy_minmax = dy_minmax
         self.dx_minmax = dx_minmax
         self.prob = check_prob(prob)
@@ -471,10 +469,7 @@ class RandomScale:
                 f"needs 0 < min_factor <= max_factor, got min_factor={min_factor!r}, "
                 f"max_factor={max_factor!r}"
             )
-        if not (image_validator is None or isinstance(image_validator, ImageValidator)):
-            raise ValueError(
-                f"image_validator must be an ImageValidator or None, got {image_validator!r}"
-            )
+        check_image_validator(image_validator)
         self.min_factor = min_factor
         self.max_factor = max_factor
         self.prob = check_prob(prob)

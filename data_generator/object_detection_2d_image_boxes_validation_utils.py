@@ -236,3 +236,11 @@ class ImageValidator:
         if self.n_boxes_min == "all":
             return n_valid == len(labels)
         return n_valid >= self.n_boxes_min
+
+
+def check_image_validator(image_validator) -> None:
+    """Raises a ValueError unless ``image_validator`` is an `ImageValidator` or None."""
+    if not (image_validator is None or isinstance(image_validator, ImageValidator)):
+        raise ValueError(
+            f"image_validator must be an ImageValidator or None, got {image_validator!r}"
+        )

@@ -24,6 +24,7 @@ from data_generator.object_detection_2d_image_boxes_validation_utils import (
     BoundGenerator,
     BoxFilter,
     ImageValidator,
+    check_image_validator,
 )
 from data_generator.object_detection_2d_misc_utils import (
     as_labels,
@@ -385,10 +386,7 @@ class _RandomPatchBase:
                 "patch_coord_generator must be a PatchCoordinateGenerator, "
                 f"got {patch_coord_generator!r}"
             )
-        if not (image_validator is None or isinstance(image_validator, ImageValidator)):
-            raise ValueError(
-                f"image_validator must be an ImageValidator or None, got {image_validator!r}"
-            )
+        check_image_validator(image_validator)
         self.rng = np.random.default_rng(rng)
         self.patch_coord_generator = patch_coord_generator
         self.box_filter = box_filter
