@@ -41,7 +41,7 @@ def n_boxes_per_location(aspect_ratios: Sequence[float], two_boxes_for_ar1: bool
     return len(ratios) + int(bool(two_boxes_for_ar1) and 1.0 in ratios)
 
 
-def _pair(value, name: str, default) -> tuple[float, float]:
+def as_hw_pair(value, name: str, default) -> tuple[float, float]:
     """``value`` as a ``(height, width)`` pair of floats; scalars apply to both axes."""
     if value is None:
         return default
@@ -132,8 +132,8 @@ def generate_anchor_boxes_for_layer(
         img_height, img_width, this_scale, next_scale, aspect_ratios, two_boxes_for_ar1
     )
     n_boxes = len(sizes)
-    step_h, step_w = _pair(this_steps, "this_steps", (img_height / fh, img_width / fw))
-    offset_h, offset_w = _pair(this_offsets, "this_offsets", (0.5, 0.5))
+    step_h, step_w = as_hw_pair(this_steps, "this_steps", (img_height / fh, img_width / fw))
+    offset_h, offset_w = as_hw_pair(this_offsets, "this_offsets", (0.5, 0.5))
 
     cy = np.linspace(offset_h * step_h, (offset_h + fh - 1) * step_h, fh)
     cx = np.linspace(offset_w * step_w, (offset_w + fw - 1) * step_w, fw)

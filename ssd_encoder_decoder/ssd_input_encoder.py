@@ -25,7 +25,7 @@ from bounding_box_utils.bounding_box_utils import (
     check_coords,
     convert_coordinates,
 )
-from ssd_encoder_decoder.anchor_boxes import generate_anchors, resolve_anchor_config
+from ssd_encoder_decoder.anchor_boxes import as_hw_pair, generate_anchors, resolve_anchor_config
 from ssd_encoder_decoder.matching_utils import match_bipartite_greedy
 
 __all__ = ["AnchorIoU", "DegenerateBoxError", "SSDInputEncoder"]
@@ -232,8 +232,10 @@ class SSDInputEncoder:
         centers, wh, steps, offsets = [], [], [], []
         for boxes, size, layer in zip(self.boxes_list, self.predictor_sizes, self.layers):
             fh, fw = (int(v) for v in size)
-            step_h, step_w = _pair(layer.this_steps, (self.img_height / fh, self.img_width / fw))
-            offset_h, offset_w = _pair(layer.this_offsets, (0.5, 0.5))
+            step_h, step_w = as_hw_pair(
+                layer.this_steps, "this_steps", (self.img_height / fh, self.img_width / fw)
+            )
+            offset_h, offset_w = as_hw_pair(layer.this_offsets, "this_offsets", (0.5, 0.5))
             cy = np.linspace(offset_h * step_h, (offset_h + fh - 1) * step_h, fh)
             cx = np.linspace(offset_w * step_w, (offset_w + fw - 1) * step_w, fw)
             centers.append((cy, cx))
@@ -547,15 +549,6 @@ def _grid_intervals(corners: np.ndarray, grid_shapes):
         grid.append((start, (fh, fw, nb), x_iv, y_iv))
         start += fh * fw * nb
     return grid if start == len(corners) else None
-
-
-def _pair(value, default) -> tuple[float, float]:
-    if value is None:
-        return default
-    array = np.asarray(value, dtype=np.float64)
-    if array.ndim == 0:
-        return float(array), float(array)
-    return float(array[0]), float(array[1])
 
 
 def _from_corners(boxes: np.ndarray, coords: str, border_pixels: str) -> np.ndarray:
