@@ -29,6 +29,7 @@ sees the same batches as an uninterrupted one.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import math
@@ -162,8 +163,9 @@ def train(
         resume: continue the run in ``out_dir`` from its last backup.
         overwrite: delete a previous run in ``out_dir`` first.
         seed: seed of the weights, batch order and augmentation.
-        strategy: a ``tf.distribute`` strategy (e.g. ``MirroredStrategy``) to build and train
-            under, or None.
+        strategy: a ``tf.distribute`` strategy (e.g. ``MirroredStrategy``, TensorFlow) or a
+            ``keras.distribution`` distribution (e.g. ``DataParallel``, JAX) to build and train
+            under, or None (see `ssd_keras.distribute`).
         workers: data loading threads of the ``PyDataset``.
         tensorboard: also write TensorBoard logs to ``out_dir/tensorboard``.
         extra_callbacks: more Keras callbacks (run before the logging/backup callbacks).
@@ -207,8 +209,7 @@ def train(
     config.save(out_dir)
 
     keras.utils.set_random_seed(seed)
-    scope = strategy.scope() if strategy is not None else _null_scope()
-    with scope:
+    with _scope(strategy):
         model, predictor_sizes = config.build_model("training", return_predictor_sizes=True)
         model.compile(
             optimizer=make_optimizer(optimizer, learning_rate),
@@ -277,16 +278,18 @@ def train(
         metadata = out_dir / BACKUP_DIR / "training_metadata.json"
         if metadata.is_file():
             train_set.set_epoch(int(json.loads(metadata.read_text())["epoch"]))
-    history = model.fit(
-        train_set,
-        validation_data=val_set,
-        epochs=int(epochs),
-        # The dataset shuffles itself from (seed, epoch); Keras' own batch-order shuffling
-        # draws from Python's global random state, which a resumed process does not share.
-        shuffle=False,
-        callbacks=callbacks,
-        verbose=verbose,
-    )
+    # Keras' distribution API (JAX) shards each batch only while its distribution is active.
+    with _scope(strategy):
+        history = model.fit(
+            train_set,
+            validation_data=val_set,
+            epochs=int(epochs),
+            # The dataset shuffles itself from (seed, epoch); Keras' own batch-order shuffling
+            # draws from Python's global random state, which a resumed process does not share.
+            shuffle=False,
+            callbacks=callbacks,
+            verbose=verbose,
+        )
     # BackupAndRestore sets this private attribute when it restores a backup.
     initial_epoch = int(getattr(model, "_initial_epoch", None) or 0)
     paths = {"run": out_dir, "config": out_dir / "config.json", "log": out_dir / LOG_FILE}
@@ -339,12 +342,9 @@ class FixedStepsDataset(keras.utils.PyDataset):
             return self.base[position % n_batches]
 
 
-class _null_scope:
-    def __enter__(self):
-        return None
-
-    def __exit__(self, *exc):
-        return False
+def _scope(strategy):
+    """The scope of a ``tf.distribute`` strategy or a ``keras.distribution`` distribution."""
+    return strategy.scope() if strategy is not None else contextlib.nullcontext()
 
 
 def read_log(path) -> dict:
