@@ -195,6 +195,119 @@ def test_anchor_iou_is_bitwise_bounding_box_utils_iou():
         )
 
 
+def _encode_dense(encoder, labels):
+    """The encoder with its dense per-image matching (the path for any anchor set)."""
+    encoder._sparse_matching_applies = lambda corners, anchor_iou: False
+    try:
+        return encoder(labels)
+    finally:
+        del encoder._sparse_matching_applies
+
+
+def _bench_like_labels(rng, n_images, img_h, img_w, n_classes, grid=None):
+    """1-7 boxes of any aspect ratio (10 px to ~5/6 of the image); ``grid`` snaps the corners
+    to multiples of ``grid`` pixels, which makes many exactly equal IoUs (ties)."""
+    labels = []
+    for _ in range(n_images):
+        k = int(rng.integers(1, 8))
+        w = rng.integers(10, img_w * 5 // 6, k)
+        h = rng.integers(10, img_h * 5 // 6, k)
+        x = rng.integers(0, img_w - w)
+        y = rng.integers(0, img_h - h)
+        boxes = np.stack([x, y, x + w, y + h], axis=1).astype(np.float64)
+        if grid:
+            boxes = np.round(boxes / grid) * grid
+            boxes[:, 2:] = np.maximum(boxes[:, 2:], boxes[:, :2] + grid)
+        cls = rng.integers(1, n_classes + 1, k)
+        labels.append(np.concatenate([cls[:, None], boxes], axis=1))
+    return labels
+
+
+@pytest.mark.parametrize("coords", ["centroids", "corners", "minmax"])
+@pytest.mark.parametrize("border_pixels", ["half", "include", "exclude"])
+def test_sparse_matching_equals_dense_matching(coords, border_pixels):
+    """The encoder's matching from the pairs with IoU >= t equals the dense per-image matching
+    (itself checked against the original's loop), ties included."""
+    rng = np.random.default_rng(11)
+    for matching_type in ("multi", "bipartite"):
+        for pos, neg in ((0.5, 0.5), (0.5, 0.3), (0.4, 0.7), (0.9, 0.9)):
+            encoder = SSDInputEncoder(
+                **dict(SSD300_KWARGS, neg_iou_limit=neg),
+                pos_iou_threshold=pos,
+                matching_type=matching_type,
+                coords=coords,
+                border_pixels=border_pixels,
+            )
+            for grid in (None, 30):
+                labels = _bench_like_labels(rng, 3, 300, 300, 20, grid=grid)
+                np.testing.assert_array_equal(encoder(labels), _encode_dense(encoder, labels))
+
+
+def test_sparse_matching_reaches_every_fallback():
+    # A 2 x 2 px box has IoU 4/900 < 0.9/64 with every SSD300 anchor (the smallest is 30 x 30
+    # px), so its bipartite match comes from the last, dense step; the 100 x 100 px box is
+    # matched in the first walk and a 30 x 300 px strip in one of the lower-threshold walks.
+    encoder = SSDInputEncoder(**SSD300_KWARGS, pos_iou_threshold=0.9)
+    labels = [
+        np.array([[1, 100, 100, 200, 200], [2, 10, 10, 12, 12], [3, 0, 135, 300, 165.0]]),
+        np.array([[4, 149, 149, 151, 151.0]]),
+    ]
+    calls = []  # (number of boxes, threshold) of each pair search
+    anchor_iou = encoder._anchor_iou
+    original_pairs = anchor_iou.pairs_at_least
+    anchor_iou.pairs_at_least = lambda b, t: calls.append((len(b), t)) or original_pairs(b, t)
+    try:
+        y = encoder(labels)
+    finally:
+        del anchor_iou.pairs_at_least
+    assert [t for _, t in calls] == [0.5] + [0.5 / 2**i for i in range(1, 7)]
+    assert calls[0][0] == 4 and 2 < calls[1][0] < 4  # the strip and the tiny boxes go on
+    assert calls[-1][0] == 2  # only the two tiny boxes reach the dense step
+    np.testing.assert_array_equal(y, _encode_dense(encoder, labels))
+    np.testing.assert_array_equal(y, reference_encode(encoder, labels))
+
+
+def test_pairs_at_least_are_exactly_the_dense_iou_pairs():
+    rng = np.random.default_rng(5)
+    encoder = SSDInputEncoder(**SSD300_KWARGS)
+    anchors = convert_coordinates(encoder.anchors, 0, "centroids2corners")
+    for border_pixels in ("half", "include", "exclude"):
+        scale = 1.0 if border_pixels == "half" else 300.0
+        anchor_iou = AnchorIoU(anchors * scale, border_pixels, encoder._grid_shapes)
+        boxes = np.sort(rng.random((40, 2, 2)), axis=1).reshape(40, 4) * scale  # corners
+        boxes[:, 2:] += 2 * scale / 300  # at least 2 px wide and high
+        dense = anchor_iou(boxes)
+        for threshold in (0.7, 0.5, 0.3, 0.05, 1e-3):
+            rows, anchors_found, values = anchor_iou.pairs_at_least(boxes, threshold)
+            expected_rows, expected_anchors = np.nonzero(dense >= threshold)
+            order = np.lexsort((anchors_found, rows))
+            np.testing.assert_array_equal(rows[order], expected_rows)
+            np.testing.assert_array_equal(anchors_found[order], expected_anchors)
+            np.testing.assert_array_equal(values[order], dense[expected_rows, expected_anchors])
+    with pytest.raises(ValueError, match="positive"):
+        anchor_iou.pairs_at_least(boxes, 0.0)
+
+
+def test_float32_output_is_the_float64_output_rounded(golden):
+    fixture = golden("encoder_ssd300")
+    labels = fixture_labels(fixture)
+    rng = np.random.default_rng(2)
+    for coords in ("centroids", "minmax"):
+        y64 = SSDInputEncoder(**SSD300_KWARGS, coords=coords)(labels)
+        y32 = SSDInputEncoder(**SSD300_KWARGS, coords=coords, output_dtype="float32")(labels)
+        assert y32.dtype == np.float32 and y64.dtype == np.float64
+        np.testing.assert_array_equal(y32, y64.astype(np.float32))
+        more = _bench_like_labels(rng, 4, 300, 300, 20)
+        encoder32 = SSDInputEncoder(**SSD300_KWARGS, coords=coords, output_dtype=np.float32)
+        y32, matched32 = encoder32(more, diagnostics=True)
+        y64, matched64 = SSDInputEncoder(**SSD300_KWARGS, coords=coords)(more, diagnostics=True)
+        np.testing.assert_array_equal(y32, y64.astype(np.float32))
+        np.testing.assert_array_equal(matched32, matched64.astype(np.float32))
+    for bad in ("int32", "not-a-type", bool):
+        with pytest.raises(ValueError, match="output_dtype"):
+            SSDInputEncoder(**SSD300_KWARGS, output_dtype=bad)
+
+
 def test_empty_batch_items_are_all_background():
     encoder = SSDInputEncoder(**SMALL_KWARGS)
     y = encoder([np.zeros((0, 5)), np.array([[2, 10, 10, 60, 50]])])
