@@ -13,7 +13,10 @@ from ssd_encoder_decoder.ssd_output_decoder import (
     apply_inverse_transforms,
     decode_boxes,
     decode_detections,
+    decode_detections_debug,
     decode_detections_fast,
+    get_num_boxes_per_pred_layer,
+    get_pred_layers,
     greedy_nms,
 )
 
@@ -30,6 +33,9 @@ __all__ = [
     "apply_inverse_transforms",
     "decode_boxes",
     "decode_detections",
+    "decode_detections_debug",
     "decode_detections_fast",
+    "get_num_boxes_per_pred_layer",
+    "get_pred_layers",
     "greedy_nms",
 ]

@@ -5,6 +5,9 @@
 - `decode_detections_fast`: one class per anchor (argmax over all classes, background included),
   confidence ``>= confidence_thresh``, one class-agnostic greedy NMS.
 - `greedy_nms`: class-agnostic greedy NMS of already decoded detections.
+- `decode_detections_debug`: `decode_detections` plus, per detection, the index of the anchor
+  it came from; `get_num_boxes_per_pred_layer` and `get_pred_layers` map that index to the
+  predictor layer.
 - `apply_inverse_transforms`: maps detections back to the original images (the hook the
   evaluator and inference use; both decoders also take ``inverse_transforms=``).
 
@@ -34,12 +37,16 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from bounding_box_utils.bounding_box_utils import border_offset, check_coords, iou
+from ssd_encoder_decoder.anchor_boxes import n_boxes_per_location
 
 __all__ = [
     "apply_inverse_transforms",
     "decode_detections",
+    "decode_detections_debug",
     "decode_detections_fast",
     "decode_boxes",
+    "get_num_boxes_per_pred_layer",
+    "get_pred_layers",
     "greedy_nms",
 ]
 
@@ -160,6 +167,33 @@ def decode_detections(
         >>> detections = decode_detections(y_pred, img_height=300, img_width=300)
         >>> detections[0][:, 1]  # confidences of image 0, descending
     """
+    decoded = _decode_per_class(
+        y_pred, confidence_thresh, iou_threshold, top_k, input_coords, normalize_coords,
+        img_height, img_width, border_pixels,
+    )  # fmt: skip
+    results = [rows for rows, _ in decoded]
+    if inverse_transforms is not None:
+        results = apply_inverse_transforms(results, inverse_transforms)
+    return results
+
+
+def _decode_per_class(
+    y_pred,
+    confidence_thresh: float,
+    iou_threshold: float,
+    top_k,
+    input_coords: str,
+    normalize_coords: bool,
+    img_height,
+    img_width,
+    border_pixels: str,
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """`decode_detections` without the inverse transforms, with the detections' anchors.
+
+    Returns:
+        Per image, ``(rows, anchors)``: the ``(k, 6)`` float64 detections, sorted, and the
+        ``(k,)`` int64 index of the anchor each one was decoded from.
+    """
     y_pred = _check_y_pred(y_pred)
     _check_top_k(top_k)
     border_offset(border_pixels)
@@ -196,9 +230,7 @@ def decode_detections(
         rows[:, 0] = class_idx[kept] + 1
         rows[:, 1] = conf[kept]
         rows[:, 2:] = boxes[compact[kept]]
-        results.append(rows)
-    if inverse_transforms is not None:
-        results = apply_inverse_transforms(results, inverse_transforms)
+        results.append((rows, anchor_idx[kept]))
     return results
 
 
@@ -255,6 +287,121 @@ def decode_detections_fast(
         results.append(_top_k(rows, top_k))
     if inverse_transforms is not None:
         results = apply_inverse_transforms(results, inverse_transforms)
+    return results
+
+
+def decode_detections_debug(
+    y_pred,
+    confidence_thresh: float = 0.01,
+    iou_threshold: float = 0.45,
+    top_k: int | str = 200,
+    input_coords: str = "centroids",
+    normalize_coords: bool = True,
+    img_height: float | None = None,
+    img_width: float | None = None,
+    variance_encoded_in_target: bool = False,
+    border_pixels: str = "half",
+) -> list[np.ndarray]:
+    """`decode_detections`, with the index of the anchor box each detection came from.
+
+    For debugging a model: the anchor index (``box_id``, the position on the ``n_anchors``
+    axis of ``y_pred``) tells which predictor layer, cell and anchor shape made a detection
+    (see `get_pred_layers`). The detections and their order are exactly `decode_detections`'.
+
+    Args:
+        y_pred: ``(batch, n_anchors, n_classes + 1 + 12)`` model output.
+        confidence_thresh, iou_threshold, top_k, input_coords, normalize_coords, img_height,
+            img_width, border_pixels: as in `decode_detections`.
+        variance_encoded_in_target: the offsets in ``y_pred`` are already multiplied by the
+            variances (a model trained on such targets): decode them with variances 1.
+
+    Returns:
+        A list with one float64 ``(k, 7)`` array per image, rows ``[box_id, class_id,
+        confidence, xmin, ymin, xmax, ymax]`` sorted by descending confidence (ties: class,
+        then ``box_id``), ``k <= top_k``. An image without detections gives ``(0, 7)`` (the
+        original crashed there).
+
+    Example:
+        >>> rows = decode_detections_debug(y_pred, img_height=300, img_width=300)[0]
+        >>> layers = get_pred_layers([rows], get_num_boxes_per_pred_layer(
+        ...     predictor_sizes, aspect_ratios, two_boxes_for_ar1=True))[0]
+    """
+    y_pred = _check_y_pred(y_pred)
+    if variance_encoded_in_target:
+        y_pred = y_pred.copy()
+        y_pred[:, :, -4:] = 1.0  # x * 1.0 == x: the same values as without variances
+    decoded = _decode_per_class(
+        y_pred, confidence_thresh, iou_threshold, top_k, input_coords, normalize_coords,
+        img_height, img_width, border_pixels,
+    )  # fmt: skip
+    results = []
+    for rows, anchors in decoded:
+        out = np.empty((len(rows), 7), dtype=np.float64)
+        out[:, 0] = anchors
+        out[:, 1:] = rows
+        results.append(out)
+    return results
+
+
+def get_num_boxes_per_pred_layer(
+    predictor_sizes, aspect_ratios, two_boxes_for_ar1: bool = True
+) -> list[int]:
+    """The number of anchors of each predictor layer (``fh * fw * boxes per cell``).
+
+    Args:
+        predictor_sizes: ``(fh, fw)`` of each predictor layer.
+        aspect_ratios: one list of aspect ratios per layer (or one list for all layers).
+        two_boxes_for_ar1: as for the anchors: ratio 1 gets a second box.
+
+    Returns:
+        One int per layer; their sum is ``n_anchors`` and the layers' anchors follow each
+        other in this order on the anchor axis.
+
+    Boxes per cell come from `anchor_boxes.n_boxes_per_location`, the anchor generator's own
+    count (the original added one box for ``two_boxes_for_ar1`` even without ratio 1).
+    """
+    sizes = np.asarray(predictor_sizes, dtype=np.int64).reshape(-1, 2)
+    if len(aspect_ratios) and np.ndim(aspect_ratios[0]) == 0:
+        aspect_ratios = [aspect_ratios] * len(sizes)
+    if len(aspect_ratios) != len(sizes):
+        raise ValueError(
+            f"aspect_ratios has {len(aspect_ratios)} lists for {len(sizes)} predictor layers"
+        )
+    return [
+        int(fh * fw * n_boxes_per_location(ratios, two_boxes_for_ar1))
+        for (fh, fw), ratios in zip(sizes.tolist(), aspect_ratios)
+    ]
+
+
+def get_pred_layers(y_pred_decoded, num_boxes_per_pred_layer) -> list[np.ndarray]:
+    """The predictor layer of each detection of `decode_detections_debug`.
+
+    Args:
+        y_pred_decoded: per image, ``(k, 7)`` rows from `decode_detections_debug` (column 0 is
+            the anchor index).
+        num_boxes_per_pred_layer: anchors per layer, e.g. from `get_num_boxes_per_pred_layer`.
+
+    Returns:
+        Per image, a ``(k,)`` int64 array of layer indices (0 = the first predictor layer).
+
+    Raises:
+        ValueError: an anchor index outside ``[0, sum(num_boxes_per_pred_layer))`` (names the
+            image, the row and the value).
+    """
+    ends = np.cumsum(np.asarray(num_boxes_per_pred_layer, dtype=np.int64))
+    n_anchors = int(ends[-1]) if len(ends) else 0
+    results = []
+    for i, rows in enumerate(y_pred_decoded):
+        rows = np.asarray(rows, dtype=np.float64).reshape(-1, 7)
+        box_ids = rows[:, 0]
+        bad = (box_ids < 0) | (box_ids >= n_anchors) | (box_ids != np.floor(box_ids))
+        if bad.any():
+            j = int(np.argmax(bad))
+            raise ValueError(
+                f"y_pred_decoded[{i}] row {j} has box_id {box_ids[j]:g}, not an anchor index "
+                f"in [0, {n_anchors}) (the sum of num_boxes_per_pred_layer)"
+            )
+        results.append(np.searchsorted(ends, box_ids, side="right").astype(np.int64))
     return results
 
 

@@ -11,7 +11,10 @@ from ssd_encoder_decoder.ssd_output_decoder import (
     apply_inverse_transforms,
     decode_boxes,
     decode_detections,
+    decode_detections_debug,
     decode_detections_fast,
+    get_num_boxes_per_pred_layer,
+    get_pred_layers,
     greedy_nms,
 )
 
@@ -321,3 +324,122 @@ def test_decoding_survives_a_class_whose_candidates_are_all_degenerate(n_degener
     assert out.shape == (n_degenerate, 6)
     np.testing.assert_array_equal(out[:, 0], 1)
     np.testing.assert_allclose(out[:, 2], out[:, 4])  # zero width, kept (IoU 0 suppresses nothing)
+
+
+# --------------------------------------------------------------------- decode_detections_debug
+
+
+def reference_decode_debug(y_pred, confidence_thresh, iou_threshold, top_k, **kw):
+    """The original decode_detections_debug: rows [box_id, class, conf, box], class by class."""
+    boxes = decode_boxes(y_pred, "centroids", True, kw["img_height"], kw["img_width"])
+    results = []
+    for b in range(len(y_pred)):
+        pred = []
+        for c in range(1, y_pred.shape[-1] - 12):
+            box_ids = np.nonzero(y_pred[b, :, c] > confidence_thresh)[0]
+            rows = np.zeros((len(box_ids), 6), dtype=y_pred.dtype)
+            rows[:, 0], rows[:, 1], rows[:, 2:] = box_ids, y_pred[b, box_ids, c], boxes[b, box_ids]
+            if len(rows):
+                kept = reference_greedy_nms(rows, iou_threshold).astype(np.float64)
+                pred.append(np.column_stack([kept[:, 0], np.full(len(kept), c), kept[:, 1:]]))
+        pred = np.concatenate(pred) if pred else np.zeros((0, 7))
+        pred = pred[np.lexsort((pred[:, 0], pred[:, 1], -pred[:, 2]))]
+        results.append(pred if top_k == "all" else pred[:top_k])
+    return results
+
+
+def _check_debug_rows(debug, plain, y_pred, **kwargs):
+    """Dropping box_id gives decode_detections' rows; box_id points at the row's anchor."""
+    boxes = decode_boxes(y_pred, "centroids", True, kwargs["img_height"], kwargs["img_width"])
+    for b, (rows, expected) in enumerate(zip(debug, plain)):
+        assert rows.shape == (len(expected), 7) and rows.dtype == np.float64
+        np.testing.assert_array_equal(rows[:, 1:], expected)
+        box_id = rows[:, 0].astype(np.int64)
+        np.testing.assert_array_equal(box_id, rows[:, 0])
+        np.testing.assert_array_equal(rows[:, 2], y_pred[b, box_id, rows[:, 1].astype(int)])
+        np.testing.assert_array_equal(rows[:, 3:], boxes[b, box_id])
+
+
+def test_golden_decode_detections_debug(golden):
+    fixture = golden("decoder_ssd300")
+    case = next(c for c in fixture.meta["cases"] if c["name"] == "decode_detections")
+    for dtype in (np.float32, np.float64):
+        y_pred = fixture.npz["y_pred"].astype(dtype)
+        debug = decode_detections_debug(y_pred, **case["kwargs"])
+        _check_debug_rows(
+            debug, decode_detections(y_pred, **case["kwargs"]), y_pred, **case["kwargs"]
+        )
+        for b, rows in enumerate(debug):
+            expected = fixture.npz[f"decode_detections_{b}"]  # the original's rows
+            np.testing.assert_array_equal(rows[:, 1], expected[:, 0])
+            np.testing.assert_allclose(rows[:, 3:], expected[:, 2:], atol=1e-3)
+    # Fixed original bug 13: it crashed on an image without detections; here (0, 7).
+    case = next(c for c in fixture.meta["cases"] if c["name"] == "nothing_survives")
+    debug = decode_detections_debug(fixture.npz["y_pred"], **case["kwargs"])
+    assert [d.shape for d in debug] == [(0, 7)] * 3
+
+
+@pytest.mark.parametrize("kind", ["flat", "peaked"])
+def test_decode_detections_debug_equals_decode_detections_and_the_reference(kind):
+    rng = np.random.default_rng(21)
+    y_pred = make_y_pred(rng, 3, kind)
+    kwargs = {"img_height": 200, "img_width": 300}
+    for top_k in (50, "all"):
+        debug = decode_detections_debug(y_pred, 0.05, 0.45, top_k, **kwargs)
+        _check_debug_rows(debug, decode_detections(y_pred, 0.05, 0.45, top_k, **kwargs), y_pred,
+                          **kwargs)  # fmt: skip
+        for got, expected in zip(
+            debug, reference_decode_debug(y_pred, 0.05, 0.45, top_k, **kwargs)
+        ):
+            np.testing.assert_array_equal(got, expected)
+
+
+def test_decode_detections_debug_variance_encoded_in_target():
+    rng = np.random.default_rng(4)
+    y_pred = make_y_pred(rng, 2, "peaked").astype(np.float64)
+    encoded = y_pred.copy()
+    encoded[..., -12:-8] *= encoded[..., -4:]  # offsets already multiplied by the variances
+    kwargs = {"confidence_thresh": 0.3, "img_height": 200, "img_width": 300}
+    plain = decode_detections_debug(y_pred, **kwargs)
+    pre_multiplied = decode_detections_debug(encoded, variance_encoded_in_target=True, **kwargs)
+    for a, b in zip(plain, pre_multiplied):
+        assert len(a) > 0
+        np.testing.assert_array_equal(a[:, :3], b[:, :3])
+        np.testing.assert_allclose(a[:, 3:], b[:, 3:], rtol=1e-12, atol=1e-9)
+
+
+def test_get_num_boxes_per_pred_layer_and_get_pred_layers():
+    from ssd_encoder_decoder.ssd_input_encoder import SSDInputEncoder
+
+    sizes = [[38, 38], [19, 19], [10, 10], [5, 5], [3, 3], [1, 1]]
+    ratios = [[1.0, 2.0, 0.5]] + [[1.0, 2.0, 0.5, 3.0, 1.0 / 3.0]] * 3 + [[1.0, 2.0, 0.5]] * 2
+    counts = get_num_boxes_per_pred_layer(sizes, ratios, two_boxes_for_ar1=True)
+    # 38*38*4, 19*19*6, 10*10*6, 5*5*6, 3*3*4, 1*1*4 (4 or 6 boxes: the ratios plus a second 1)
+    assert counts == [5776, 2166, 600, 150, 36, 4] and sum(counts) == 8732
+    encoder = SSDInputEncoder(300, 300, 20, sizes, scales=[0.1, 0.2, 0.37, 0.54, 0.71, 0.88, 1.05],
+                              aspect_ratios_per_layer=ratios)  # fmt: skip
+    assert counts == [int(np.prod(boxes.shape[:3])) for boxes in encoder.boxes_list]
+    # Without ratio 1 there is no second box (the original counted one anyway).
+    assert get_num_boxes_per_pred_layer([[4, 4]], [[2.0, 0.5]], True) == [32]
+    assert get_num_boxes_per_pred_layer([[4, 4], [2, 2]], [1.0, 2.0], False) == [32, 8]
+    rows = np.zeros((6, 7))
+    rows[:, 0] = [0, 5775, 5776, 8727, 8728, 8731]  # the last layers start at 8692 and 8728
+    (layers,) = get_pred_layers([rows], counts)
+    np.testing.assert_array_equal(layers, [0, 0, 1, 4, 5, 5])
+    assert get_pred_layers([np.zeros((0, 7))], counts)[0].shape == (0,)
+    rows[2, 0] = 8732
+    with pytest.raises(ValueError, match=r"y_pred_decoded\[0\] row 2 has box_id 8732"):
+        get_pred_layers([rows], counts)
+    # End to end: a perfect prediction of one box is decoded from anchors of its own layers.
+    y = encoder([np.array([[3, 20, 30, 60, 70], [5, 40, 20, 290, 280.0]])])
+    y[~y[..., :21].any(axis=-1), 0] = 1.0  # neutral anchors predict background
+    (rows,) = decode_detections_debug(y, confidence_thresh=0.5, img_height=300, img_width=300)
+    (layers,) = get_pred_layers([rows], counts)
+    assert rows[:, 1].tolist() == [3.0, 5.0] or rows[:, 1].tolist() == [5.0, 3.0]
+    starts = np.cumsum(counts) - counts
+    anchor_w = encoder.anchors[rows[:, 0].astype(int), 2] * 300
+    assert (rows[:, 0] >= starts[layers]).all() and (rows[:, 0] < np.cumsum(counts)[layers]).all()
+    # The small box (40 px) comes from a small anchor layer, the large one (250 px) from a later
+    # layer with a much larger anchor.
+    small, large = (0, 1) if rows[0, 1] == 3 else (1, 0)
+    assert layers[small] < layers[large] and anchor_w[small] < anchor_w[large]
