@@ -243,6 +243,28 @@ def test_sparse_matching_equals_dense_matching(coords, border_pixels):
                 np.testing.assert_array_equal(encoder(labels), _encode_dense(encoder, labels))
 
 
+@pytest.mark.parametrize("clip_boxes", [False, True])
+@pytest.mark.parametrize("normalize_coords", [False, True])
+def test_sparse_matching_equals_dense_matching_small_model(clip_boxes, normalize_coords):
+    """Clipped anchors (widths vary along the grid) and pixel coordinates take the same path."""
+    rng = np.random.default_rng(12)
+    for border_pixels in ("half", "include", "exclude"):
+        for matching_type in ("multi", "bipartite"):
+            encoder = SSDInputEncoder(
+                **SMALL_KWARGS,
+                clip_boxes=clip_boxes,
+                normalize_coords=normalize_coords,
+                border_pixels=border_pixels,
+                matching_type=matching_type,
+            )
+            for grid in (None, 10):
+                labels = _bench_like_labels(rng, 4, 120, 160, 4, grid=grid)
+                y = encoder(labels)
+                np.testing.assert_array_equal(y, _encode_dense(encoder, labels))
+                if border_pixels == "half":  # the reference loop knows only 'half'
+                    np.testing.assert_array_equal(y, reference_encode(encoder, labels))
+
+
 def test_sparse_matching_reaches_every_fallback():
     # A 2 x 2 px box has IoU 4/900 < 0.9/64 with every SSD300 anchor (the smallest is 30 x 30
     # px), so its bipartite match comes from the last, dense step; the 100 x 100 px box is
