@@ -17,11 +17,18 @@ box ``i`` only depends on earlier boxes, that recursion has exactly one solution
 and iterating it from "keep everything" reaches it in as many sweeps as the longest suppression
 chain (a few in practice), each sweep a vectorised ``(K, K)`` operation. The loop over chunks stops
 as soon as every image has ``top_k`` kept boxes or no candidates left, so usually after one chunk.
+
+ONNX export (tf2onnx): inside a loop body tf2onnx converts a float ``where(cond, a, b)`` (TF
+``SelectV2``) to ``cast(cond) * a + cast(not cond) * b``, so an infinite value in either branch
+turns every element into NaN (``0 * inf``). The chunk loop therefore uses the largest finite value
+of the score dtype, not ``+-inf``, as its "before everything" / "after everything" sort keys; the
+order (and so the result) is the same, since candidates are counted, not recognised by their key.
 """
 
 from __future__ import annotations
 
 import keras
+import ml_dtypes
 from keras import ops
 
 from bounding_box_utils.bounding_box_utils import check_coords
@@ -192,8 +199,11 @@ def greedy_nms_top_k(
     flat_class_ids = ops.cast(ops.reshape(class_ids, (batch, n_candidates)), dtype)
     flat_candidates = ops.reshape(candidates, (batch, n_candidates))
     n_valid = ops.sum(ops.cast(flat_candidates, "int32"), axis=1)  # (batch,)
-    neg_inf = ops.convert_to_tensor(float("-inf"), dtype=flat_scores.dtype)
-    sort_keys = ops.where(flat_candidates, flat_scores, neg_inf)
+    # Finite sentinels, not +-inf: tf2onnx turns a `where` inside a loop body into
+    # `cond * a + (1 - cond) * b`, and 0 * inf = NaN there (see the module docstring).
+    highest = float(ml_dtypes.finfo(keras.backend.standardize_dtype(flat_scores.dtype)).max)
+    lowest = ops.convert_to_tensor(-highest, dtype=flat_scores.dtype)
+    sort_keys = ops.where(flat_candidates, flat_scores, lowest)
 
     slots = ops.arange(top_k, dtype="int32")
     group_ids = ops.arange(n_groups, dtype="int32")
@@ -214,7 +224,7 @@ def greedy_nms_top_k(
                 ops.equal(sort_keys, last_key[:, None]), flat_positions > last_index[:, None]
             ),
         )
-        chunk_keys, flat_index = _stable_top_k(ops.where(after_last, sort_keys, neg_inf), chunk)
+        chunk_keys, flat_index = _stable_top_k(ops.where(after_last, sort_keys, lowest), chunk)
         in_range = (start + chunk_positions)[None, :] < n_valid[:, None]  # (batch, chunk)
         anchor = flat_index // n_columns  # (batch, chunk)
         group = flat_index % n_columns if group_by_column else ops.zeros_like(flat_index)
@@ -270,7 +280,7 @@ def greedy_nms_top_k(
 
     state = (
         ops.convert_to_tensor(0, dtype="int32"),
-        ops.full((batch,), float("inf"), dtype=sort_keys.dtype),
+        ops.full((batch,), highest, dtype=sort_keys.dtype),  # with index -1: "before all"
         ops.full((batch,), -1, dtype="int32"),
         ops.zeros((batch, top_k, 6), dtype=dtype),
         ops.zeros((batch, top_k), dtype="int32"),
