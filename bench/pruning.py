@@ -69,8 +69,13 @@ def _fine_tune(model, config, train_data, epochs, steps, lr, seed, callbacks=())
     )
     data = FixedStepsDataset(data, steps)
     model.compile(optimizer=keras.optimizers.Adam(lr), loss=SSDLoss(neg_pos_ratio=3, alpha=1.0))
+
+    class EpochLog(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            _log(f"  {model.name} epoch {epoch + 1}/{epochs} loss {logs['loss']:.4f}")
+
     start = time.perf_counter()
-    history = model.fit(data, epochs=epochs, callbacks=list(callbacks), verbose=0)
+    history = model.fit(data, epochs=epochs, callbacks=[*callbacks, EpochLog()], verbose=0)
     return [float(v) for v in history.history["loss"]], time.perf_counter() - start
 
 
@@ -113,6 +118,14 @@ def main(argv=None) -> dict:
     parser.add_argument("--finetune-epochs", type=int, default=10)
     parser.add_argument("--steps-per-epoch", type=int, default=26, help="26 x 8 ~ one BCCD pass")
     parser.add_argument("--finetune-lr", type=float, default=1e-4)
+    parser.add_argument("--dense-lr", type=float, default=1e-3, help="Adam rate of dense training")
+    parser.add_argument(
+        "--variances",
+        type=float,
+        nargs=4,
+        help="box-offset variances (SSD7 recipe: 1 1 1 1; 0.1 0.1 0.2 0.2 trains far better on "
+        "BCCD, see bench/train_bccd.py)",
+    )
     parser.add_argument("--variants", default="dense,magnitude_50,magnitude_80,structured_30,"
                         "structured_50")  # fmt: skip
     parser.add_argument("--latency-runs", type=int, default=100)
@@ -122,6 +135,7 @@ def main(argv=None) -> dict:
         "--no-eval", action="store_true", help="skip every mAP evaluation (latency/size only)"
     )
     parser.add_argument("--out", default="runs/bench_pruning")
+    parser.add_argument("--json", help="also write the JSON report to this file")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
 
@@ -153,7 +167,8 @@ def main(argv=None) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     load_start = os.getloadavg()
     keras.utils.set_random_seed(args.seed)
-    config = RunConfig.create("ssd7", CLASSES, image_size=tuple(args.image_size))
+    overrides = {"variances": list(args.variances)} if args.variances else {}
+    config = RunConfig.create("ssd7", CLASSES, image_size=tuple(args.image_size), **overrides)
     train_data = load_voc(args.data, "train", CLASSES)
     test_data = load_voc(args.data, "test", CLASSES)
     steps = int(args.steps_per_epoch)
@@ -167,14 +182,21 @@ def main(argv=None) -> dict:
     else:
         dense = config.build_model("training")
         losses, seconds = _fine_tune(
-            dense, config, train_data, args.dense_epochs, steps, 1e-3, args.seed
+            dense, config, train_data, args.dense_epochs, steps, args.dense_lr, args.seed
         )
-        dense_info.update({"epochs": args.dense_epochs, "train_seconds": round(seconds, 1),
-                           "final_loss": losses[-1]})  # fmt: skip
+        dense_info.update(
+            {
+                "epochs": args.dense_epochs,
+                "learning_rate": args.dense_lr,
+                "train_seconds": round(seconds, 1),
+                "final_loss": losses[-1],
+            }
+        )
     dense_info["mAP_11point_before_finetune"] = evaluate(
         dense, config, test_data, verbose=False, plots=False
     )["mAP_11point"]
     dense.save(out / "dense_start.keras")
+    _log(f"dense: {json.dumps(dense_info)}")
 
     # 2. the variants, same fine-tuning budget
     variants, models = {}, {}
@@ -234,7 +256,7 @@ def main(argv=None) -> dict:
         })  # fmt: skip
         variants[name] = info
         models[name] = model
-        print(f"{name}: {json.dumps(info)}", file=sys.stderr, flush=True)
+        _log(f"{name}: {json.dumps(info)}")
 
     # 3. latency, round-robin; TFLite exports in a temporary folder
     image = np.random.default_rng(0).uniform(0, 255, (1, *args.image_size, 3)).astype("float32")
@@ -264,6 +286,8 @@ def main(argv=None) -> dict:
             result = evaluate(runner, config, test_data, verbose=False, plots=False)
             int8[name] = {"mAP_11point": result["mAP_11point"],
                           "mAP_all_point": result["mAP_all_point"]}  # fmt: skip
+            _log(f"{name} int8: {json.dumps(int8[name])}")
+    _log("latency rounds")
     latency = _latency_rounds(runners, image, args.latency_runs)
     base_keras = latency.get("dense/keras")
     base_tflite = latency.get("dense/tflite_fp32")
@@ -292,6 +316,7 @@ def main(argv=None) -> dict:
         "benchmark": "pruning",
         "model": "ssd7",
         "image_size": list(args.image_size),
+        "variances": config.model_kwargs.get("variances"),
         "dense": dense_info,
         "finetune": {
             "epochs": args.finetune_epochs,
@@ -311,8 +336,15 @@ def main(argv=None) -> dict:
     }
     text = json.dumps(report, indent=2)
     (out / "bench_pruning.json").write_text(text + "\n")
+    if args.json:
+        Path(args.json).write_text(text + "\n")
     print(text)
     return report
+
+
+def _log(message: str) -> None:
+    """A time-stamped progress line on stderr (the JSON goes to stdout)."""
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
 
 def _images(dataset):
