@@ -1,8 +1,12 @@
-"""``python -m ssd_keras`` / ``ssd-keras``: train, evaluate, predict, demo.
+"""``python -m ssd_keras`` / ``ssd-keras``: train, evaluate, predict, prune, export, demo.
 
 Arguments are checked (files exist, numbers in range) before TensorFlow is imported, so mistakes
 are reported in a second with the argument, the value and what was expected. Errors exit with
 status 2 and one line on stderr (set ``SSD_KERAS_DEBUG=1`` for the traceback).
+
+``train`` saves its arguments in ``RUN/train_args.json``; ``train --out RUN --resume`` alone
+continues the run with them (``--epochs`` may be raised; any other argument given with a
+different value than the saved one is an error).
 """
 
 from __future__ import annotations
@@ -52,37 +56,102 @@ def _probability(text: str) -> float:
     return value
 
 
-def _add_dataset_args(parser, split_default: str, with_val: bool) -> None:
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}")
+    return value
+
+
+def _fraction(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number in (0, 1), got {text!r}") from None
+    if not 0 < value < 1:
+        raise argparse.ArgumentTypeError(f"expected a number in (0, 1), got {text!r}")
+    return value
+
+
+# Dataset options; saved in train_args.json and reused by prune/export when not given.
+DATA_KEYS = (
+    "data",
+    "split",
+    "classes",
+    "csv",
+    "csv_format",
+    "coco",
+    "images",
+    "val_split",
+    "val_csv",
+    "val_coco",
+)
+_PATH_KEYS = ("data", "csv", "coco", "images", "val_csv", "val_coco")
+CSV_FORMAT = "image_name,xmin,xmax,ymin,ymax,class_id"
+
+
+def _add_dataset_args(parser, split_default: str, with_val: bool, purpose: str = "") -> None:
     group = parser.add_argument_group(
-        "dataset (one of: a Pascal VOC folder with --data, a CSV with --csv, COCO JSON with --coco)"
+        "dataset (one of: a Pascal VOC folder with --data, a CSV with --csv, COCO JSON with "
+        f"--coco){purpose}"
     )
     group.add_argument("--data", metavar="DIR", help="Pascal VOC layout folder")
-    group.add_argument(
-        "--split", default=split_default, help=f"VOC image set name (default {split_default})"
-    )
+    # Defaults are filled in later, so that a resumed run can tell given from default values.
+    group.add_argument("--split", help=f"VOC image set name (default {split_default})")
     group.add_argument(
         "--classes",
         help="comma-separated class names, background first (default: DIR/classes.txt; for "
         "--csv required)",
     )
     group.add_argument("--csv", metavar="FILE", help="CSV labels, one box per row")
-    group.add_argument(
-        "--csv-format",
-        default="image_name,xmin,xmax,ymin,ymax,class_id",
-        help="CSV column order (default image_name,xmin,xmax,ymin,ymax,class_id)",
-    )
+    group.add_argument("--csv-format", help=f"CSV column order (default {CSV_FORMAT})")
     group.add_argument("--coco", metavar="FILE", help="COCO JSON annotations")
     group.add_argument("--images", metavar="DIR", help="image folder (with --csv or --coco)")
     if with_val:
         group.add_argument("--val-split", help="VOC image set for the validation loss (e.g. val)")
         group.add_argument("--val-csv", metavar="FILE", help="validation CSV (with --csv)")
         group.add_argument("--val-coco", metavar="FILE", help="validation COCO JSON (with --coco)")
+    parser.set_defaults(_split_default=split_default)
+
+
+def _add_training_args(parser, fine_tuning: bool = False) -> None:
+    """Batch, steps, optimizer, schedule, augmentation, seed: shared by train and prune."""
+    parser.add_argument("--batch-size", type=_positive_int, help="default 16")
+    parser.add_argument(
+        "--steps-per-epoch", type=_positive_int, help="default: one pass over the data"
+    )
+    parser.add_argument("--optimizer", choices=("adam", "sgd"), help="default: the model's recipe")
+    parser.add_argument("--lr", type=_positive_float, help="initial learning rate (default 1e-3)")
+    parser.add_argument(
+        "--lr-schedule",
+        choices=("plateau", "ssd300", "constant"),
+        help="plateau = ReduceLROnPlateau + EarlyStopping (ssd7 default); ssd300 = 1e-3 until "
+        "epoch 80, 1e-4 until 100, then 1e-5 (ssd300/512 default)"
+        + ("; fine-tuning default: constant" if fine_tuning else ""),
+    )
+    parser.add_argument(
+        "--augmentation",
+        choices=("constant", "ssd", "none"),
+        help="constant = DataAugmentationConstantInputSize (ssd7 default), ssd = "
+        "SSDDataAugmentation (ssd300/512 default)",
+    )
+    parser.add_argument(
+        "--early-stopping-patience", type=_positive_int, help="with --lr-schedule plateau (10)"
+    )
+    parser.add_argument("--seed", type=int, help="seed of weights, batches, augmentation (0)")
+    parser.add_argument("--workers", type=_positive_int, default=1, help="data loading threads")
+    parser.add_argument("--tensorboard", action="store_true", help="write TensorBoard logs")
+    parser.add_argument("--quiet", action="store_true", help="one line per epoch")
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="ssd-keras",
-        description="SSD object detection (SSD7, SSD300, SSD512) in Keras 3.",
+        description="SSD object detection (SSD7, SSD300, SSD512) in Keras 3: train, evaluate, "
+        "predict (images, videos, cameras), prune, export (SavedModel, TFLite, ONNX).",
     )
     parser.add_argument("--version", action="version", version=f"ssd-keras {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -91,9 +160,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "train",
         help="train a model",
-        description="Train SSD7/SSD300/SSD512 with the original notebooks' recipes.",
+        description="Train SSD7/SSD300/SSD512 with the original notebooks' recipes. The "
+        "arguments are saved in OUT/train_args.json: 'train --out OUT --resume' continues an "
+        "interrupted run with them ('--epochs N' extends it; other arguments given on resume "
+        "must equal the saved ones).",
     )
-    p.add_argument("--model", choices=("ssd7", "ssd300", "ssd512"), default="ssd7")
+    p.add_argument("--model", choices=("ssd7", "ssd300", "ssd512"), help="default ssd7")
     _add_dataset_args(p, "train", with_val=True)
     p.add_argument(
         "--image-size",
@@ -102,53 +174,54 @@ def build_parser() -> argparse.ArgumentParser:
         metavar=("H", "W"),
         help="model input size (default: ssd7 300 480, ssd300 300 300, ssd512 512 512)",
     )
+    p.add_argument(
+        "--variances",
+        type=_positive_float,
+        nargs=4,
+        metavar="V",
+        help="box offset variances (cx cy w h) of the anchors, used by the model, the encoder "
+        "and the decoder alike (default: ssd7 1 1 1 1 as its notebook, ssd300/512 0.1 0.1 0.2 "
+        "0.2; 0.1 0.1 0.2 0.2 trains SSD7 much faster)",
+    )
     p.add_argument("--out", required=True, metavar="DIR", help="run folder")
-    p.add_argument("--epochs", type=_positive_int, default=10)
-    p.add_argument("--batch-size", type=_positive_int, default=16)
-    p.add_argument("--steps-per-epoch", type=_positive_int, help="default: one pass over the data")
-    p.add_argument("--optimizer", choices=("adam", "sgd"), help="default: the model's recipe")
-    p.add_argument("--lr", type=_positive_float, help="initial learning rate (default 1e-3)")
-    p.add_argument(
-        "--lr-schedule",
-        choices=("plateau", "ssd300", "constant"),
-        help="plateau = ReduceLROnPlateau + EarlyStopping (ssd7 default); ssd300 = 1e-3 until "
-        "epoch 80, 1e-4 until 100, then 1e-5 (ssd300/512 default)",
-    )
-    p.add_argument(
-        "--augmentation",
-        choices=("constant", "ssd", "none"),
-        help="constant = DataAugmentationConstantInputSize (ssd7 default), ssd = "
-        "SSDDataAugmentation (ssd300/512 default)",
-    )
-    p.add_argument("--early-stopping-patience", type=_positive_int, default=10)
+    p.add_argument("--epochs", type=_positive_int, help="total epochs (default 10)")
+    _add_training_args(p)
     p.add_argument(
         "--resume",
         action="store_true",
-        help="continue the run in --out (its config.json wins over --model/--image-size)",
+        help="continue the run in --out with its saved config.json and train_args.json",
     )
     p.add_argument("--overwrite", action="store_true", help="replace the run in --out")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--workers", type=_positive_int, default=1, help="data loading threads")
     p.add_argument(
         "--distribute",
-        choices=("none", "mirrored"),
+        choices=("none", "mirrored", "data-parallel"),
         default="none",
-        help="mirrored = tf.distribute.MirroredStrategy over all GPUs (or --cpu-devices)",
+        help="mirrored = tf.distribute.MirroredStrategy over all GPUs (or --cpu-devices), "
+        "TensorFlow backend; data-parallel = keras.distribution.DataParallel over all "
+        "devices (or --cpu-devices), JAX backend",
     )
     p.add_argument(
         "--cpu-devices",
         type=_positive_int,
-        help="split the CPU into this many logical devices for --distribute mirrored (testing)",
+        help="split the CPU into this many logical devices for --distribute (testing)",
     )
-    p.add_argument("--tensorboard", action="store_true", help="write TensorBoard logs")
-    p.add_argument("--quiet", action="store_true", help="one line per epoch")
 
     p = sub.add_parser(
         "evaluate",
-        help="Pascal VOC mAP of a trained run",
+        help="Pascal VOC mAP of a trained run or an exported model",
         description="VOC mAP (11-point and all-point) with a per-class table and PR plots.",
     )
-    p.add_argument("--run", required=True, metavar="PATH", help="run folder or .keras file")
+    p.add_argument(
+        "--run",
+        required=True,
+        metavar="PATH",
+        help="run folder, .keras file, or an exported .tflite/.onnx file or SavedModel folder",
+    )
+    p.add_argument(
+        "--config",
+        metavar="FILE",
+        help="the run's config.json for an exported model (default: config.json beside it)",
+    )
     _add_dataset_args(p, "test", with_val=False)
     p.add_argument("--batch-size", type=_positive_int, default=8)
     p.add_argument("--out", metavar="DIR", help="write metrics.json and plots here")
@@ -157,15 +230,119 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser(
         "predict",
-        help="detect objects in images, folders or videos",
-        description="Draws detections on images (and folders of images) and video files.",
+        help="detect objects in images, folders, videos or a camera",
+        description="Draws detections on images (and folders of images), video files and "
+        "camera frames. Videos and cameras give an annotated video with the FPS drawn on each "
+        "frame; end-to-end and model-only FPS are printed. Works with training runs and with "
+        "models exported by 'ssd-keras export' (.tflite, .onnx, SavedModel).",
     )
-    p.add_argument("--run", required=True, metavar="PATH", help="run folder or .keras file")
-    p.add_argument("inputs", nargs="+", metavar="INPUT", help="image files, folders, videos")
+    p.add_argument(
+        "--run",
+        required=True,
+        metavar="PATH",
+        help="run folder, .keras file, or an exported .tflite/.onnx file or SavedModel folder",
+    )
+    p.add_argument(
+        "--config",
+        metavar="FILE",
+        help="the run's config.json (classes, input size, decoder settings) for an exported "
+        "model (default: config.json beside it)",
+    )
+    p.add_argument("inputs", nargs="*", metavar="INPUT", help="image files, folders, videos")
+    p.add_argument("--video", action="append", default=[], metavar="FILE", help="a video file")
+    p.add_argument(
+        "--camera",
+        type=_non_negative_int,
+        metavar="N",
+        help="camera index for cv2.VideoCapture (0 = first camera); Ctrl-C or --max-frames stops",
+    )
+    p.add_argument(
+        "--max-frames", type=_positive_int, metavar="N", help="stop each video after N frames"
+    )
     p.add_argument("--out", default="predictions", metavar="DIR", help="output folder")
     p.add_argument("--confidence", type=_probability, default=0.5)
     p.add_argument("--nms-iou", type=_probability, default=0.45)
     p.add_argument("--batch-size", type=_positive_int, default=8, help="for images")
+
+    p = sub.add_parser(
+        "prune",
+        help="prune a trained run (magnitude or filters), optionally fine-tune",
+        description="Prunes the model of a run into a new run folder: 'magnitude' zeroes the "
+        "smallest weights of every Conv2D (same architecture, sparse kernels); 'filters' "
+        "removes whole output channels (a narrower, faster model). With --fine-tune-epochs the "
+        "pruned model is trained further with train's recipe (dataset options as train; "
+        "default: the source run's training data from its train_args.json). Writes "
+        "config.json, model.keras, pruning_report.json and the training files.",
+    )
+    p.add_argument("--run", required=True, metavar="PATH", help="run folder or .keras file")
+    p.add_argument("--method", required=True, choices=("magnitude", "filters"))
+    p.add_argument(
+        "--sparsity",
+        "--amount",
+        dest="amount",
+        required=True,
+        type=_fraction,
+        metavar="X",
+        help="magnitude: fraction of weights set to zero; filters: fraction of the filters of "
+        "each prunable layer removed",
+    )
+    p.add_argument(
+        "--criterion",
+        choices=("l1", "l2", "bn_gamma"),
+        help="filters: importance of a filter (default bn_gamma when the model has "
+        "BatchNormalization, as SSD7, else l1)",
+    )
+    p.add_argument(
+        "--schedule",
+        choices=("polynomial", "constant"),
+        default="polynomial",
+        help="magnitude with fine-tuning: polynomial = sparsity rises from 0 over the first two "
+        "thirds of the steps (PolynomialDecay); constant = full sparsity from the first step",
+    )
+    p.add_argument(
+        "--fine-tune-epochs", type=_non_negative_int, default=0, help="default 0: no training"
+    )
+    _add_dataset_args(p, "train", with_val=True, purpose=" for --fine-tune-epochs")
+    _add_training_args(p, fine_tuning=True)
+    p.add_argument("--out", required=True, metavar="DIR", help="the new run folder")
+    p.add_argument("--overwrite", action="store_true", help="replace a run in --out")
+
+    p = sub.add_parser(
+        "export",
+        help="export a run to SavedModel, TFLite (float16/int8) or ONNX",
+        description="Exports the run's training-mode graph (raw predictions; predict and "
+        "evaluate decode them in numpy) and copies config.json beside the file, so 'predict "
+        "--run FILE' works. TensorFlow backend. int8 calibrates on images of a dataset "
+        "(dataset options as train; default: the run's training data).",
+    )
+    p.add_argument("--run", required=True, metavar="PATH", help="run folder or .keras file")
+    p.add_argument("--format", required=True, choices=("saved_model", "tflite", "onnx"))
+    p.add_argument(
+        "--quantization",
+        choices=("float16", "dynamic", "int8"),
+        help="TFLite only: float16 weights, dynamic-range int8 weights, or full-integer int8",
+    )
+    p.add_argument(
+        "--io-dtype",
+        choices=("float32", "uint8", "int8"),
+        default="float32",
+        help="int8 only: input/output dtype (default float32)",
+    )
+    p.add_argument(
+        "--num-calibration",
+        type=_positive_int,
+        default=100,
+        metavar="N",
+        help="int8: calibration images (default 100)",
+    )
+    _add_dataset_args(p, "train", with_val=False, purpose=" for int8 calibration")
+    p.add_argument(
+        "--out",
+        required=True,
+        metavar="PATH",
+        help="FILE.tflite, FILE.onnx, or a folder for saved_model",
+    )
+    p.add_argument("--overwrite", action="store_true", help="replace existing files")
 
     p = sub.add_parser(
         "demo",
@@ -184,6 +361,17 @@ def build_parser() -> argparse.ArgumentParser:
 # --------------------------------------------------------------------------- dataset arguments
 
 
+def _fill_dataset_defaults(args) -> None:
+    if getattr(args, "split", None) is None:
+        args.split = args._split_default
+    if getattr(args, "csv_format", None) is None:
+        args.csv_format = CSV_FORMAT
+
+
+def _dataset_given(args) -> bool:
+    return any(getattr(args, k, None) for k in ("data", "csv", "coco"))
+
+
 def _classes_arg(args) -> list[str] | None:
     if not args.classes:
         return None
@@ -195,6 +383,7 @@ def _classes_arg(args) -> list[str] | None:
 
 def _check_dataset_args(args, with_val: bool = False, classes_known: bool = False) -> str:
     """Which dataset kind was given; checks that the files exist. Returns 'voc'/'csv'/'coco'."""
+    _fill_dataset_defaults(args)
     kinds = [k for k in ("data", "csv", "coco") if getattr(args, k)]
     if len(kinds) != 1:
         raise CLIError("give exactly one dataset: --data DIR, --csv FILE or --coco FILE")
@@ -249,7 +438,134 @@ def _load_dataset(args, kind: str, which: str = "main", default_classes=None):
 
 
 def _has_val(args, kind: str) -> bool:
-    return bool({"voc": args.val_split, "csv": args.val_csv, "coco": args.val_coco}.get(kind))
+    return bool(
+        {
+            "voc": getattr(args, "val_split", None),
+            "csv": getattr(args, "val_csv", None),
+            "coco": getattr(args, "val_coco", None),
+        }.get(kind)
+    )
+
+
+def _dataset_from_run(args, run_path: Path, what: str) -> None:
+    """Without dataset options, take the source run's training data from its train_args.json."""
+    if _dataset_given(args):
+        return
+    saved = _read_train_args(run_path if run_path.is_dir() else run_path.parent)
+    if saved is None or not any(saved.get(k) for k in ("data", "csv", "coco")):
+        raise CLIError(
+            f"{what} needs a dataset (--data DIR, --csv FILE or --coco FILE); {run_path} has no "
+            f"{TRAIN_ARGS_FILE} naming its training data"
+        )
+    for key in DATA_KEYS:
+        if getattr(args, key, None) is None and key in saved:
+            setattr(args, key, saved[key])
+
+
+# --------------------------------------------------------------------------- train arguments
+
+TRAIN_ARGS_FILE = "train_args.json"
+# What `train` saves and a resumed run reuses; value None = the model's recipe.
+TRAIN_DEFAULTS = {
+    "model": "ssd7",
+    "image_size": None,
+    "variances": None,
+    "epochs": 10,
+    "batch_size": 16,
+    "steps_per_epoch": None,
+    "optimizer": None,
+    "lr": None,
+    "lr_schedule": None,
+    "augmentation": None,
+    "early_stopping_patience": 10,
+    "seed": 0,
+    "data": None,
+    "split": "train",
+    "classes": None,
+    "csv": None,
+    "csv_format": CSV_FORMAT,
+    "coco": None,
+    "images": None,
+    "val_split": None,
+    "val_csv": None,
+    "val_coco": None,
+}
+# Given on --resume with another value than the saved one, these win (and are saved).
+RESUME_OVERRIDES = ("epochs",)
+
+
+def _normalised(key: str, value):
+    """The JSON form a train argument is saved in (absolute paths, lists, floats)."""
+    if value is None:
+        return None
+    if key in _PATH_KEYS:
+        return str(Path(value).resolve())
+    if key in ("image_size", "variances"):
+        return [float(v) if key == "variances" else int(v) for v in value]
+    if key == "lr":
+        return float(value)
+    return value
+
+
+def _read_train_args(folder) -> dict | None:
+    path = Path(folder) / TRAIN_ARGS_FILE
+    if not path.is_file():
+        return None
+    try:
+        saved = json.loads(path.read_text())
+    except json.JSONDecodeError as error:
+        raise CLIError(f"{path}: not valid JSON ({error})") from None
+    if not isinstance(saved, dict):
+        raise CLIError(f"{path}: expected a JSON object, got {type(saved).__name__}")
+    return saved
+
+
+def _resolve_train_args(args, out: Path) -> dict:
+    """Merges the given arguments with the defaults, or on --resume with the saved ones."""
+    given = {key: _normalised(key, getattr(args, key)) for key in TRAIN_DEFAULTS}
+    saved = _read_train_args(out) if args.resume else None
+    if saved is None:
+        merged = {k: (TRAIN_DEFAULTS[k] if v is None else v) for k, v in given.items()}
+    else:
+        conflicts = [
+            f"--{key.replace('_', '-')} {_show(value)} (the run used {_show(saved.get(key))})"
+            for key, value in given.items()
+            if value is not None and value != saved.get(key) and key not in RESUME_OVERRIDES
+        ]
+        if conflicts:
+            raise CLIError(
+                f"--resume: {', '.join(conflicts)}; {out / TRAIN_ARGS_FILE} holds the run's "
+                "arguments: drop these options (only --epochs may change on resume) or start a "
+                "new run"
+            )
+        merged = {k: saved.get(k, TRAIN_DEFAULTS[k]) for k in TRAIN_DEFAULTS}
+        merged.update({k: v for k, v in given.items() if v is not None})
+    for key, value in merged.items():
+        setattr(args, key, value)
+    return merged
+
+
+def _show(value) -> str:
+    if isinstance(value, list):
+        return " ".join(str(v) for v in value)
+    return str(value)
+
+
+def _with_recipe(record: dict, model: str) -> dict:
+    """``record`` with the recipe's optimizer/lr/schedule/augmentation filled in (as trained)."""
+    from ssd_keras.train import recipe
+
+    defaults = recipe(model)
+    filled = dict(record)
+    for key, recipe_key in (
+        ("optimizer", "optimizer"),
+        ("lr", "learning_rate"),
+        ("lr_schedule", "lr_schedule"),
+        ("augmentation", "augmentation"),
+    ):
+        if filled.get(key) is None:
+            filled[key] = defaults[recipe_key]
+    return filled
 
 
 # --------------------------------------------------------------------------- commands
@@ -258,24 +574,65 @@ def _has_val(args, kind: str) -> bool:
 def _make_strategy(args):
     if args.distribute == "none":
         if args.cpu_devices:
-            raise CLIError("--cpu-devices is only used with --distribute mirrored")
+            raise CLIError("--cpu-devices is only used with --distribute mirrored/data-parallel")
         return None
     import keras
 
-    if keras.backend.backend() != "tensorflow":
+    backend = keras.backend.backend()
+    if args.distribute == "data-parallel":
+        if backend != "jax":
+            raise CLIError(
+                f"--distribute data-parallel needs the JAX backend (KERAS_BACKEND=jax); "
+                f"KERAS_BACKEND is {backend!r} (use --distribute mirrored with TensorFlow)"
+            )
+        try:
+            from ssd_keras.distribute import data_parallel
+        except ImportError:
+            raise CLIError(
+                "--distribute data-parallel: ssd_keras.distribute.data_parallel is not "
+                "available in this installation"
+            ) from None
+        return data_parallel(args.cpu_devices)
+    if backend != "tensorflow":
         raise CLIError(
-            f"--distribute mirrored needs the TensorFlow backend (KERAS_BACKEND is "
-            f"{keras.backend.backend()!r})"
+            f"--distribute mirrored needs the TensorFlow backend (KERAS_BACKEND is {backend!r}; "
+            "use --distribute data-parallel with JAX)"
         )
     from ssd_keras.distribute import mirrored_strategy
 
     return mirrored_strategy(args.cpu_devices)
 
 
+def _training_kwargs(args) -> dict:
+    """The `train` keyword arguments of the shared training options."""
+    return {
+        "batch_size": args.batch_size,
+        "steps_per_epoch": args.steps_per_epoch,
+        "optimizer": args.optimizer,
+        "learning_rate": args.lr,
+        "lr_schedule": args.lr_schedule,
+        "augmentation": args.augmentation,
+        "early_stopping_patience": args.early_stopping_patience,
+        "seed": args.seed,
+        "workers": args.workers,
+        "tensorboard": args.tensorboard,
+        "verbose": 2 if args.quiet else "auto",
+    }
+
+
+def _print_trained(result, epochs: int) -> None:
+    history = result.history
+    print(
+        f"trained epochs {result.initial_epoch + 1}..{result.initial_epoch + len(history['loss'])}"
+        f" of {epochs}; final loss {history['loss'][-1]:.4f}"
+    )
+    for name, path in result.paths.items():
+        print(f"  {name:<11} {path}")
+
+
 def cmd_train(args) -> int:
     if args.resume and args.overwrite:
         raise CLIError("--resume and --overwrite exclude each other")
-    kind = _check_dataset_args(args, with_val=True, classes_known=args.resume)
     out = Path(args.out)
     if args.resume and not (out / "backup" / "latest.weights.h5").is_file():
         raise CLIError(f"--resume: nothing to resume in {out} (no backup/latest.weights.h5)")
@@ -284,6 +641,8 @@ def cmd_train(args) -> int:
             f"--out: {out} already holds a training run; add --resume to continue it or "
             "--overwrite to start over"
         )
+    record = _resolve_train_args(args, out)
+    kind = _check_dataset_args(args, with_val=True, classes_known=args.resume)
     strategy = _make_strategy(args)  # before anything else initialises TensorFlow
 
     from ssd_keras.config import RunConfig
@@ -305,35 +664,22 @@ def cmd_train(args) -> int:
                 f"dataset gives {classes}"
             )
     else:
-        config = RunConfig.create(args.model, classes, image_size=args.image_size)
+        config = RunConfig.create(
+            args.model, classes, image_size=args.image_size, variances=args.variances
+        )
     result = train(
         config,
         train_data,
         out,
         epochs=args.epochs,
         val_data=val_data,
-        batch_size=args.batch_size,
-        steps_per_epoch=args.steps_per_epoch,
-        optimizer=args.optimizer,
-        learning_rate=args.lr,
-        lr_schedule=args.lr_schedule,
-        augmentation=args.augmentation,
-        early_stopping_patience=args.early_stopping_patience,
         resume=args.resume,
         overwrite=args.overwrite,
-        seed=args.seed,
         strategy=strategy,
-        workers=args.workers,
-        tensorboard=args.tensorboard,
-        verbose=2 if args.quiet else "auto",
+        train_args=_with_recipe(record, config.model),
+        **_training_kwargs(args),
     )
-    history = result.history
-    print(
-        f"trained epochs {result.initial_epoch + 1}..{result.initial_epoch + len(history['loss'])}"
-        f" of {args.epochs}; final loss {history['loss'][-1]:.4f}"
-    )
-    for name, path in result.paths.items():
-        print(f"  {name:<11} {path}")
+    _print_trained(result, args.epochs)
     return 0
 
 
@@ -343,9 +689,9 @@ def cmd_evaluate(args) -> int:
     if not Path(args.run).exists():
         raise CLIError(f"--run: not found: {args.run}")
     from ssd_keras.evaluate import evaluate, summary
-    from ssd_keras.predict import load_run
+    from ssd_keras.predict import load_model
 
-    model, config = load_run(args.run)
+    model, config = load_model(args.run, args.config)
     default = None
     if kind == "voc" and not (Path(args.data) / "classes.txt").is_file():
         default = config.classes
@@ -371,19 +717,164 @@ def cmd_evaluate(args) -> int:
 def cmd_predict(args) -> int:
     if not Path(args.run).exists():
         raise CLIError(f"--run: not found: {args.run}")
-    from ssd_keras.predict import Predictor, collect_inputs, load_run, predict_images, predict_video
+    if args.config is not None and not Path(args.config).exists():
+        raise CLIError(f"--config: not found: {args.config}")
+    if not args.inputs and not args.video and args.camera is None:
+        raise CLIError(
+            "nothing to predict on: give image files/folders, --video FILE or --camera N"
+        )
+    for video in args.video:
+        if not Path(video).is_file():
+            raise CLIError(f"--video: file not found: {video}")
+    from ssd_keras.predict import (
+        Predictor,
+        collect_inputs,
+        load_model,
+        predict_images,
+        predict_video,
+    )
 
     try:
         images, videos = collect_inputs(args.inputs)
     except (FileNotFoundError, ValueError) as error:
         raise CLIError(str(error)) from None
-    model, config = load_run(args.run)
+    videos += [Path(v) for v in args.video]
+    model, config = load_model(args.run, args.config)
     predictor = Predictor(model, config, args.confidence, args.nms_iou)
     out = Path(args.out)
     if images:
         predict_images(predictor, images, out, batch_size=args.batch_size)
     for video in videos:
-        predict_video(predictor, video, out / f"{video.stem}_pred{video.suffix}")
+        target = out / f"{video.stem}_pred{video.suffix}"
+        predict_video(predictor, video, target, max_frames=args.max_frames)
+    if args.camera is not None:
+        target = out / f"camera{args.camera}_pred.mp4"
+        predict_video(predictor, args.camera, target, max_frames=args.max_frames)
+    return 0
+
+
+def _check_new_run_folder(out: Path, overwrite: bool) -> None:
+    if out.exists() and any(out.iterdir()):
+        if not overwrite:
+            raise CLIError(f"--out: {out} exists and is not empty; add --overwrite to replace it")
+        import shutil
+
+        shutil.rmtree(out)
+
+
+def cmd_prune(args) -> int:
+    run = Path(args.run)
+    if not run.exists():
+        raise CLIError(f"--run: not found: {run}")
+    out = Path(args.out)
+    source_folder = run if run.is_dir() else run.parent
+    if out.resolve() == source_folder.resolve():
+        raise CLIError(f"--out: {out} is the source run's folder; choose a new folder")
+    fine_tune = args.fine_tune_epochs > 0
+    kind = None
+    if fine_tune:
+        _dataset_from_run(args, run, "--fine-tune-epochs")
+        kind = _check_dataset_args(args, with_val=True, classes_known=True)
+    elif _dataset_given(args):
+        raise CLIError("dataset options are only used with --fine-tune-epochs N")
+    if args.criterion and args.method != "filters":
+        raise CLIError("--criterion is only used with --method filters")
+    _check_new_run_folder(out, args.overwrite)
+
+    from ssd_keras.optimize import prune_run
+
+    data = {}
+    if fine_tune:
+        from ssd_keras.predict import load_run
+
+        config = load_run(run)[1]
+        data["train_data"] = _load_dataset(args, kind, default_classes=config.classes)[0]
+        if _has_val(args, kind):
+            data["val_data"] = _load_dataset(args, kind, "val", default_classes=config.classes)[0]
+        record = {k: _normalised(k, getattr(args, k, None)) for k in TRAIN_DEFAULTS}
+        record.update(
+            model=config.model,
+            image_size=list(config.image_size),
+            variances=config.model_kwargs.get("variances"),
+            epochs=args.fine_tune_epochs,
+        )
+        record = {k: (TRAIN_DEFAULTS[k] if v is None else v) for k, v in record.items()}
+        if args.lr_schedule is None:
+            record["lr_schedule"] = "constant"
+        data["train_args"] = _with_recipe(record, config.model)
+        for key in ("batch_size", "seed", "early_stopping_patience", "lr_schedule"):
+            if getattr(args, key) is None:
+                setattr(args, key, data["train_args"][key])
+    report = prune_run(
+        run,
+        out,
+        method=args.method,
+        amount=args.amount,
+        criterion=args.criterion,
+        schedule=args.schedule,
+        fine_tune_epochs=args.fine_tune_epochs,
+        training_kwargs=_training_kwargs(args) if fine_tune else None,
+        **data,
+    )
+    from ssd_keras.optimize import format_pruning_report
+
+    print(format_pruning_report(report))
+    print(f"pruned run in {out} (report: {out / 'pruning_report.json'})")
+    return 0
+
+
+def cmd_export(args) -> int:
+    run = Path(args.run)
+    if not run.exists():
+        raise CLIError(f"--run: not found: {run}")
+    out = Path(args.out)
+    suffix = {"tflite": ".tflite", "onnx": ".onnx"}.get(args.format)
+    if suffix and out.suffix != suffix:
+        raise CLIError(f"--out: a {args.format} export is a {suffix} file, got {out}")
+    if args.format == "saved_model" and out.suffix in (".tflite", ".onnx", ".keras"):
+        raise CLIError(f"--out: a saved_model export is a folder, got {out}")
+    if args.quantization and args.format != "tflite":
+        raise CLIError(f"--quantization {args.quantization} needs --format tflite")
+    if args.io_dtype != "float32" and args.quantization != "int8":
+        raise CLIError(f"--io-dtype {args.io_dtype} needs --quantization int8")
+    if out.exists() and not args.overwrite:
+        raise CLIError(f"--out: {out} exists; add --overwrite to replace it")
+    kind = None
+    if args.quantization == "int8":
+        _dataset_from_run(args, run, "--quantization int8 (calibration images)")
+        kind = _check_dataset_args(args, classes_known=True)
+    elif _dataset_given(args):
+        raise CLIError("dataset options are only used with --quantization int8 (calibration)")
+    import keras
+
+    if keras.backend.backend() != "tensorflow":
+        raise CLIError(
+            f"export needs the TensorFlow backend (KERAS_BACKEND=tensorflow), running "
+            f"{keras.backend.backend()!r}"
+        )
+    from ssd_keras.optimize import export_run
+    from ssd_keras.predict import load_run
+
+    calibration = None
+    if kind is not None:
+        config = load_run(run)[1]
+        calibration = _load_dataset(args, kind, default_classes=config.classes)[0]
+    result = export_run(
+        run,
+        out,
+        format=args.format,
+        quantization=args.quantization,
+        calibration_data=calibration,
+        num_calibration_samples=args.num_calibration,
+        io_dtype=args.io_dtype,
+        overwrite=args.overwrite,
+    )
+    quantization = f" ({result['quantization']})" if result["quantization"] else ""
+    print(
+        f"exported {result['format']}{quantization} to {result['path']} "
+        f"({result['size_bytes'] / 1e6:.2f} MB); run configuration: {result['config']}; "
+        f"max |exported - Keras| on {result['n_check']} test images: {result['max_abs_diff']:.2e}"
+    )
     return 0
 
 
@@ -396,7 +887,14 @@ def cmd_demo(args) -> int:
     return 0
 
 
-COMMANDS = {"train": cmd_train, "evaluate": cmd_evaluate, "predict": cmd_predict, "demo": cmd_demo}
+COMMANDS = {
+    "train": cmd_train,
+    "evaluate": cmd_evaluate,
+    "predict": cmd_predict,
+    "prune": cmd_prune,
+    "export": cmd_export,
+    "demo": cmd_demo,
+}
 
 
 def main(argv=None) -> int:

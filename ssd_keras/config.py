@@ -80,6 +80,12 @@ class RunConfig:
             without ``image_size``, ``n_classes`` and ``mode``.
         encoder_kwargs: matching settings of `SSDInputEncoder` (the anchor settings come from
             ``model_kwargs``).
+        pruning: None for a model as the builder makes it; for a run made by
+            ``python -m ssd_keras prune`` the record of what was pruned (``method``,
+            ``amount``, ``source``, parameter counts, ...). Filter pruning narrows the layers,
+            so the builder no longer gives the architecture: the run's ``.keras`` file is the
+            model (`build_model` refuses such a config); anchors, classes and input size are
+            unchanged, so `build_encoder` and the decoder settings still hold.
     """
 
     model: str
@@ -87,10 +93,16 @@ class RunConfig:
     image_size: tuple
     model_kwargs: dict
     encoder_kwargs: dict
+    pruning: dict | None = None
 
     @classmethod
     def create(cls, model: str, classes, image_size=None, **overrides) -> RunConfig:
-        """The original recipe of ``model`` for ``classes``, with builder ``overrides``."""
+        """The original recipe of ``model`` for ``classes``, with builder ``overrides``.
+
+        ``overrides`` replace entries of the preset's ``model_kwargs``, e.g.
+        ``variances=[0.1, 0.1, 0.2, 0.2]``: the builder (`AnchorBoxes`), the encoder and the
+        decoder all read them from there, so they always agree.
+        """
         if model not in MODEL_NAMES:
             raise ValueError(f"model must be one of {list(MODEL_NAMES)}, got {model!r}")
         classes = [str(c) for c in classes]
@@ -106,6 +118,13 @@ class RunConfig:
         if len(image_size) != 2 or min(image_size) < 32:
             raise ValueError(f"image_size must be (height, width), each >= 32, got {image_size}")
         kwargs = _preset(model)
+        if "variances" in overrides and overrides["variances"] is None:
+            del overrides["variances"]  # None: the preset's
+        if "variances" in overrides:
+            variances = [float(v) for v in overrides["variances"]]
+            if len(variances) != 4 or not all(v > 0 for v in variances):
+                raise ValueError(f"variances must be 4 positive numbers, got {variances}")
+            overrides["variances"] = variances
         kwargs.update(overrides)
         return cls(model, classes, image_size, kwargs, dict(_ENCODER[model]))
 
@@ -122,8 +141,32 @@ class RunConfig:
     def img_width(self) -> int:
         return self.image_size[1]
 
-    def build_model(self, mode: str = "training", return_predictor_sizes: bool = False):
-        """Builds the Keras model (see the builders in `models`)."""
+    @property
+    def architecture_from_builder(self) -> bool:
+        """False when filter pruning changed the layer widths (the ``.keras`` file is the model)."""
+        return not (self.pruning and self.pruning.get("method") == "filters")
+
+    def build_model(
+        self,
+        mode: str = "training",
+        return_predictor_sizes: bool = False,
+        allow_pruned: bool = False,
+    ):
+        """Builds the Keras model (see the builders in `models`).
+
+        Args:
+            mode: the builder's ``mode`` (``'training'``, ``'inference'``, ...).
+            return_predictor_sizes: also return the ``(n_predictors, 2)`` feature map sizes.
+            allow_pruned: build the unpruned architecture even when `pruning` says the run's
+                layers were narrowed (the feature map sizes, anchors and output shape are the
+                same; only the widths differ).
+        """
+        if not allow_pruned and not self.architecture_from_builder:
+            raise ValueError(
+                f"this run's model was filter-pruned ({self.pruning}); the builder would give "
+                "the unpruned widths: load the run's .keras model instead "
+                "(ssd_keras.predict.load_run)"
+            )
         if self.model == "ssd7":
             from models.keras_ssd7 import build_model as builder
         elif self.model == "ssd300":
@@ -156,9 +199,16 @@ class RunConfig:
     def normalize_coords(self) -> bool:
         return bool(self.model_kwargs.get("normalize_coords", True))
 
+    def predictor_sizes(self):
+        """The ``(n_predictors, 2)`` feature map sizes of the model (they do not depend on the
+        layer widths, so pruned runs have the same ones)."""
+        return self.build_model(return_predictor_sizes=True, allow_pruned=True)[1]
+
     def to_json(self) -> dict:
         data = dataclasses.asdict(self)
         data["image_size"] = list(self.image_size)
+        if data["pruning"] is None:
+            del data["pruning"]  # configs of unpruned runs read as before
         return data
 
     def save(self, folder) -> Path:
@@ -179,7 +229,10 @@ class RunConfig:
             data = json.loads(path.read_text())
         except json.JSONDecodeError as error:
             raise ValueError(f"{path}: not valid JSON ({error})") from None
-        missing = [f.name for f in dataclasses.fields(cls) if f.name not in data]
+        optional = {"pruning"}
+        missing = [
+            f.name for f in dataclasses.fields(cls) if f.name not in data and f.name not in optional
+        ]
         if missing:
             raise ValueError(f"{path}: missing field(s) {missing}")
         if data["model"] not in MODEL_NAMES:
@@ -190,4 +243,5 @@ class RunConfig:
             tuple(data["image_size"]),
             dict(data["model_kwargs"]),
             dict(data["encoder_kwargs"]),
+            data.get("pruning"),
         )

@@ -1,7 +1,13 @@
-"""Detection on images, folders and video files with a trained run; draws the boxes."""
+"""Detection on images, folders, video files and cameras; draws the boxes, measures FPS.
+
+Models: a training run folder or ``.keras`` file (`load_run`), or a model exported with
+``python -m ssd_keras export`` (``.tflite``, ``.onnx``, a SavedModel folder) run by
+`model_optimization.load_runner`, with the run's ``config.json`` beside it (`load_model`).
+"""
 
 from __future__ import annotations
 
+import collections
 import json
 import time
 from pathlib import Path
@@ -12,6 +18,7 @@ import numpy as np
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg")
 _FOURCC = {".avi": "MJPG", ".mp4": "mp4v", ".m4v": "mp4v", ".mov": "mp4v", ".mkv": "MJPG"}
+EXPORTED_SUFFIXES = (".tflite", ".onnx")
 
 
 def load_run(path):
@@ -57,14 +64,85 @@ def load_run(path):
     return model, config
 
 
+def is_exported(path) -> bool:
+    """Whether ``path`` is an exported model (``.tflite``, ``.onnx`` or a SavedModel folder)."""
+    path = Path(path)
+    return path.suffix in EXPORTED_SUFFIXES or (path / "saved_model.pb").is_file()
+
+
+def find_config(model_path, config=None) -> Path:
+    """The ``config.json`` of an exported model: ``config`` (a file or a run folder) if given,
+    else ``config.json`` inside a SavedModel folder or beside the file.
+
+    Raises:
+        FileNotFoundError: naming the places looked at.
+    """
+    from ssd_keras.config import CONFIG_FILE
+
+    model_path = Path(model_path)
+    if config is not None:
+        path = Path(config)
+        path = path / CONFIG_FILE if path.is_dir() else path
+        if not path.is_file():
+            raise FileNotFoundError(f"--config: run configuration not found: {path}")
+        return path
+    candidates = [model_path.parent / CONFIG_FILE]
+    if model_path.is_dir():
+        candidates.insert(0, model_path / CONFIG_FILE)
+    for path in candidates:
+        if path.is_file():
+            return path
+    looked = " or ".join(str(p) for p in candidates)
+    raise FileNotFoundError(
+        f"{model_path}: an exported model needs its run configuration (classes, input size, "
+        f"anchors/decoder settings) and there is none at {looked}; give --config "
+        f"RUN/{CONFIG_FILE} (the training run's) or put that file beside the model "
+        "(python -m ssd_keras export does)"
+    )
+
+
+def load_model(path, config=None):
+    """Loads any model the app can run, with its `RunConfig`.
+
+    Args:
+        path: a run folder or ``.keras`` file (see `load_run`), or an exported ``.tflite`` /
+            ``.onnx`` file or SavedModel folder (run by `model_optimization.load_runner`).
+        config: a ``config.json`` (or the run folder holding it) to use instead of the one
+            found beside the model; needed for an exported model without one.
+
+    Returns:
+        ``(model, config)``; ``model`` is a Keras model or a runner, both called by `Predictor`
+        and `ssd_keras.evaluate.evaluate` the same way (raw ``(batch, n_anchors,
+        n_classes + 1 + 12)`` predictions, decoded in numpy).
+    """
+    from ssd_keras.config import RunConfig
+
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"model not found: {path}")
+    if is_exported(path):
+        run_config = RunConfig.load(find_config(path, config))
+        from model_optimization import load_runner
+
+        return load_runner(path), run_config
+    model, run_config = load_run(path)
+    if config is not None:
+        run_config = RunConfig.load(find_config(path, config))
+    return model, run_config
+
+
 class Predictor:
     """Runs a training-mode SSD on RGB images of any size and decodes its output.
 
     Each image is resized to the model's input size (bilinear), the raw output is decoded with
-    `decode_detections` (per-class NMS) and the boxes are scaled back to the image.
+    `decode_detections` (per-class NMS) and the boxes are scaled back to the image. The time
+    spent in the model call alone and in the decoding is summed in `model_seconds` and
+    `decode_seconds` (`reset_timers` sets them to 0).
 
     Args:
-        model: a training-mode SSD model.
+        model: a training-mode SSD model, or a runner of an exported one
+            (`model_optimization.load_runner`: anything callable on a ``(B, H, W, 3)`` batch
+            that returns the raw predictions).
         config: its `RunConfig`.
         confidence_thresh: minimum class confidence of a detection.
         iou_threshold: NMS IoU threshold.
@@ -84,6 +162,13 @@ class Predictor:
         self.confidence_thresh = float(confidence_thresh)
         self.iou_threshold = float(iou_threshold)
         self.top_k = int(top_k)
+        # A Keras model's predict_on_batch reuses its compiled function; a runner is called.
+        self._run = getattr(model, "predict_on_batch", model)
+        self.reset_timers()
+
+    def reset_timers(self) -> None:
+        self.model_seconds = 0.0
+        self.decode_seconds = 0.0
 
     def __call__(self, images) -> list[np.ndarray]:
         from ssd_encoder_decoder.ssd_output_decoder import decode_detections
@@ -92,7 +177,9 @@ class Predictor:
         batch = np.stack(
             [cv2.resize(np.asarray(im), (w, h), interpolation=cv2.INTER_LINEAR) for im in images]
         )
-        y_pred = np.asarray(self.model.predict_on_batch(batch))
+        t0 = time.perf_counter()
+        y_pred = np.asarray(self._run(batch))
+        t1 = time.perf_counter()
         decoded = decode_detections(
             y_pred,
             confidence_thresh=self.confidence_thresh,
@@ -102,6 +189,8 @@ class Predictor:
             img_height=h,
             img_width=w,
         )
+        self.model_seconds += t1 - t0
+        self.decode_seconds += time.perf_counter() - t1
         out = []
         for image, boxes in zip(images, decoded):
             boxes = np.array(boxes, dtype=np.float64).reshape(-1, 6)
@@ -206,8 +295,9 @@ def predict_images(predictor, paths, out_dir, batch_size: int = 8, verbose: bool
     """Detects on image files; writes ``<stem>_pred.jpg`` per image and ``detections.json``.
 
     Returns:
-        ``{"n_images", "seconds", "fps", "detections": {path: [...]}, "outputs": [...]}``; the
-        time counts the model and the decoding (not the reading and writing of files).
+        ``{"n_images", "seconds", "fps", "model_fps", "detections": {path: [...]},
+        "outputs": [...]}``; ``seconds`` and ``fps`` count the model and the decoding (not the
+        reading and writing of files), ``model_fps`` the model call alone.
     """
     from tqdm import tqdm
 
@@ -219,14 +309,13 @@ def predict_images(predictor, paths, out_dir, batch_size: int = 8, verbose: bool
     # Warm-up at the batch size used (the first call of a new batch shape builds the graph).
     blank = np.zeros((predictor.config.img_height, predictor.config.img_width, 3), np.uint8)
     predictor([blank] * min(batch_size, len(paths)))
-    results, outputs, seconds = {}, [], 0.0
+    predictor.reset_timers()
+    results, outputs = {}, []
     starts = range(0, len(paths), batch_size)
     for start in tqdm(starts, desc="Predicting", disable=not verbose):
         chunk = paths[start : start + batch_size]
         images = [read_image(p) for p in chunk]
-        t0 = time.perf_counter()
         detections = predictor(images)
-        seconds += time.perf_counter() - t0
         for path, image, boxes in zip(chunk, images, detections):
             drawn = draw_detections(image, boxes, classes)
             target = out_dir / f"{Path(path).stem}_pred.jpg"
@@ -234,53 +323,123 @@ def predict_images(predictor, paths, out_dir, batch_size: int = 8, verbose: bool
             outputs.append(str(target))
             results[str(path)] = _rows(boxes, classes)
     (out_dir / "detections.json").write_text(json.dumps(results, indent=1) + "\n")
+    seconds = predictor.model_seconds + predictor.decode_seconds
     fps = len(paths) / seconds if seconds > 0 else float("inf")
+    model_fps = _rate([predictor.model_seconds], len(paths))
     if verbose:
         print(
-            f"{len(paths)} image(s) in {seconds:.2f} s: {fps:.1f} FPS (model + decoding, batch "
-            f"size {batch_size}); pictures in {out_dir}"
+            f"{len(paths)} image(s) in {seconds:.2f} s: {fps:.1f} FPS model + decoding, "
+            f"{model_fps:.1f} FPS model only (batch size {batch_size}); pictures in {out_dir}"
         )
     return {
         "n_images": len(paths),
         "seconds": seconds,
         "fps": fps,
+        "model_fps": model_fps,
         "detections": results,
         "outputs": outputs,
     }
 
 
-def predict_video(predictor, path, out_path, verbose: bool = True) -> dict:
-    """Detects on every frame of a video (batch size 1) and writes the annotated video.
+def open_capture(source):
+    """Opens a video file (a path) or a camera (an int: OpenCV's device index).
+
+    Raises:
+        ValueError: OpenCV cannot open it (naming the file or the camera index).
+    """
+    camera = isinstance(source, int)
+    capture = cv2.VideoCapture(source if camera else str(source))
+    if not capture.isOpened():
+        capture.release()
+        if camera:
+            raise ValueError(
+                f"camera {source}: OpenCV cannot open it (no camera with this index, no "
+                "permission, or it is in use; --camera takes the device index, 0 for the first)"
+            )
+        raise ValueError(f"{source}: OpenCV cannot open this video")
+    return capture
+
+
+def draw_fps(image, end_to_end_fps: float, model_fps: float) -> np.ndarray:
+    """Writes ``FPS <end to end> (model <model only>)`` in the top-left corner, in place."""
+    text = f"FPS {end_to_end_fps:.1f} (model {model_fps:.1f})"
+    scale = max(0.4, min(image.shape[:2]) / 500)
+    (tw, th), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)
+    cv2.rectangle(image, (0, 0), (tw + 6, th + base + 6), (0, 0, 0), -1)
+    cv2.putText(
+        image,
+        text,
+        (3, th + 3),
+        cv2.FONT_HERSHEY_SIMPLEX,
+        scale,
+        (255, 255, 255),
+        1,
+        cv2.LINE_AA,
+    )
+    return image
+
+
+def predict_video(
+    predictor,
+    source,
+    out_path,
+    verbose: bool = True,
+    max_frames: int | None = None,
+    window: int = 30,
+) -> dict:
+    """Detects on every frame of a video file or a camera (batch size 1), writes the annotated
+    video with the FPS drawn on each frame.
+
+    Args:
+        predictor: a `Predictor` (Keras model or exported runner).
+        source: a video file, or an int: the camera index for ``cv2.VideoCapture``.
+        out_path: the annotated video (``.avi``: MJPG, ``.mp4``: mp4v).
+        verbose: progress bar and the summary line.
+        max_frames: stop after this many frames (a camera runs until then or Ctrl-C).
+        window: the FPS drawn on a frame is measured over the last ``window`` frames.
 
     Returns:
-        ``{"n_frames", "seconds", "fps", "end_to_end_fps", "output"}``: ``fps`` counts the model
-        and the decoding, ``end_to_end_fps`` also the decoding/encoding of the video and drawing.
+        ``{"n_frames", "seconds", "fps", "model_fps", "end_to_end_fps", "output"}``:
+        ``model_fps`` counts the model call alone, ``fps`` the model and the decoding,
+        ``end_to_end_fps`` everything (reading, resizing, model, decoding, drawing, writing).
     """
     from tqdm import tqdm
 
-    path, out_path = Path(path), Path(out_path)
-    capture = cv2.VideoCapture(str(path))
-    if not capture.isOpened():
-        raise ValueError(f"{path}: OpenCV cannot open this video")
-    source_fps = capture.get(cv2.CAP_PROP_FPS) or 25.0
-    total = int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) or None
+    camera = isinstance(source, int)
+    name = f"camera {source}" if camera else str(source)
+    out_path = Path(out_path)
+    if max_frames is not None and max_frames < 1:
+        raise ValueError(f"max_frames must be >= 1, got {max_frames!r}")
+    capture = open_capture(source)
+    source_fps = capture.get(cv2.CAP_PROP_FPS) or (30.0 if camera else 25.0)
+    total = None if camera else (int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) or None)
+    if max_frames is not None:
+        total = max_frames if total is None else min(total, max_frames)
     out_path.parent.mkdir(parents=True, exist_ok=True)
     writer = None
     classes = predictor.config.classes
     predictor([np.zeros((predictor.config.img_height, predictor.config.img_width, 3), np.uint8)])
-    n_frames, seconds = 0, 0.0
-    start = time.perf_counter()
-    progress = tqdm(total=total, desc=f"Video {path.name}", disable=not verbose)
+    predictor.reset_timers()
+    n_frames = 0
+    frame_times: collections.deque = collections.deque(maxlen=window)
+    model_times: collections.deque = collections.deque(maxlen=window)
+    start = previous = time.perf_counter()
+    label = f"Video {Path(name).name}" if not camera else name
+    progress = tqdm(total=total, desc=label, disable=not verbose)
     try:
-        while True:
+        while max_frames is None or n_frames < max_frames:
             ok, frame = capture.read()
             if not ok:
                 break
             rgb = cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
-            t0 = time.perf_counter()
+            model_before = predictor.model_seconds
             detections = predictor([rgb])[0]
-            seconds += time.perf_counter() - t0
+            model_times.append(predictor.model_seconds - model_before)
             drawn = cv2.cvtColor(draw_detections(rgb, detections, classes), cv2.COLOR_RGB2BGR)
+            now = time.perf_counter()
+            frame_times.append(now - previous)
+            previous = now
+            draw_fps(drawn, len(frame_times) / sum(frame_times), _rate(model_times))
             if writer is None:
                 fourcc = cv2.VideoWriter_fourcc(*_FOURCC.get(out_path.suffix.lower(), "mp4v"))
                 size = (drawn.shape[1], drawn.shape[0])
@@ -290,24 +449,37 @@ def predict_video(predictor, path, out_path, verbose: bool = True) -> dict:
             writer.write(drawn)
             n_frames += 1
             progress.update(1)
+    except KeyboardInterrupt:
+        if not camera:
+            raise
+        # Ctrl-C ends a camera session; the frames so far are written.
     finally:
         progress.close()
         capture.release()
         if writer is not None:
             writer.release()
     if n_frames == 0:
-        raise ValueError(f"{path}: no frame could be read")
+        raise ValueError(f"{name}: no frame could be read")
     wall = time.perf_counter() - start
+    seconds = predictor.model_seconds + predictor.decode_seconds
     result = {
         "n_frames": n_frames,
         "seconds": seconds,
         "fps": n_frames / seconds if seconds > 0 else float("inf"),
+        "model_fps": _rate([predictor.model_seconds], n_frames),
         "end_to_end_fps": n_frames / wall,
         "output": str(out_path),
     }
     if verbose:
         print(
-            f"{path}: {n_frames} frames, {result['fps']:.1f} FPS (model + decoding, batch size "
-            f"1), {result['end_to_end_fps']:.1f} FPS end to end; wrote {out_path}"
+            f"{name}: {n_frames} frames, {result['end_to_end_fps']:.1f} FPS end to end, "
+            f"{result['model_fps']:.1f} FPS model only ({result['fps']:.1f} FPS model + "
+            f"decoding, batch size 1); wrote {out_path}"
         )
     return result
+
+
+def _rate(durations, count: int | None = None) -> float:
+    total = float(sum(durations))
+    count = len(durations) if count is None else count
+    return count / total if total > 0 else float("inf")

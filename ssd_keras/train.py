@@ -19,6 +19,8 @@ A run writes into one folder::
     training_log.csv     one row per epoch (loss, val_loss, learning_rate, ...)
     loss.png             the loss curves
     backup/              the last epoch's weights, optimizer state, epoch and callback state
+    train_args.json      the command-line arguments (when given), reused by ``--resume``
+    initial_model.keras  the given starting model (``model=``, e.g. a pruned one), for resume
 
 Resume: an interrupted run is continued with ``train(..., resume=True)`` (``--resume``): the
 model, the optimizer state (moments, iteration count, learning rate), the epoch and the counters
@@ -47,6 +49,9 @@ OPTIMIZERS = ("adam", "sgd")
 LR_SCHEDULES = ("plateau", "ssd300", "constant")
 BACKUP_DIR = "backup"
 LOG_FILE = "training_log.csv"
+# The architecture of a run trained from a given model (e.g. a pruned one); resume loads it.
+INITIAL_MODEL = "initial_model.keras"
+TRAIN_ARGS_FILE = "train_args.json"
 
 
 class RunExistsError(FileExistsError):
@@ -113,7 +118,15 @@ def _check_out_dir(out_dir: Path, resume: bool, overwrite: bool) -> None:
                 f"{out_dir} already holds a training run; continue it with resume (--resume), "
                 "start over with overwrite (--overwrite), or choose another output folder"
             )
-        for name in (BACKUP_DIR, LOG_FILE, "model.keras", "model_best.keras", "loss.png"):
+        for name in (
+            BACKUP_DIR,
+            LOG_FILE,
+            "model.keras",
+            "model_best.keras",
+            "loss.png",
+            INITIAL_MODEL,
+            TRAIN_ARGS_FILE,
+        ):
             path = out_dir / name
             if path.is_dir():
                 shutil.rmtree(path)
@@ -142,6 +155,8 @@ def train(
     tensorboard: bool = False,
     extra_callbacks=(),
     verbose="auto",
+    model: keras.Model | None = None,
+    train_args: dict | None = None,
 ) -> TrainResult:
     """Trains ``config``'s model on ``train_data`` and writes the run folder ``out_dir``.
 
@@ -170,6 +185,18 @@ def train(
         tensorboard: also write TensorBoard logs to ``out_dir/tensorboard``.
         extra_callbacks: more Keras callbacks (run before the logging/backup callbacks).
         verbose: passed to ``model.fit``.
+        model: a training-mode Keras model to train instead of building ``config``'s (e.g. a
+            filter-pruned or magnitude-pruned one). It must have ``config``'s anchors, classes
+            and input size (its output is checked against the encoder); it is compiled here
+            with the recipe's optimizer and loss. A fresh run saves it as
+            ``initial_model.keras``, so ``resume=True`` without ``model`` rebuilds the same
+            architecture before restoring the backup. A model with `PruneLowMagnitude`
+            wrappers gets the `UpdatePruningStep` callback, and its saved ``model.keras`` /
+            ``model_best.keras`` are stripped (plain layers, zeros in the kernels). Under a
+            ``strategy``, build it inside ``strategy.scope()``.
+        train_args: a JSON-able record of the arguments (the command line's), written to
+            ``train_args.json`` in the run folder (``python -m ssd_keras train --resume``
+            reads it back).
 
     Returns:
         A `TrainResult`.
@@ -207,15 +234,28 @@ def train(
             )
     out_dir.mkdir(parents=True, exist_ok=True)
     config.save(out_dir)
+    if train_args is not None:
+        (out_dir / TRAIN_ARGS_FILE).write_text(json.dumps(train_args, indent=2) + "\n")
 
     keras.utils.set_random_seed(seed)
+    initial_file = out_dir / INITIAL_MODEL
+    if model is None and resume and initial_file.is_file():
+        model = _load_initial_model(initial_file, strategy)
+    elif model is not None and not resume:
+        model.save(initial_file)
+    if model is None:
+        with _scope(strategy):
+            model, predictor_sizes = config.build_model("training", return_predictor_sizes=True)
+    else:
+        predictor_sizes = config.predictor_sizes()
+    encoder = config.build_encoder(predictor_sizes)
+    _check_model_output(model, config, encoder)
     with _scope(strategy):
-        model, predictor_sizes = config.build_model("training", return_predictor_sizes=True)
         model.compile(
             optimizer=make_optimizer(optimizer, learning_rate),
             loss=SSDLoss(neg_pos_ratio=3, alpha=1.0),
         )
-    encoder = config.build_encoder(predictor_sizes)
+    pruned = _has_pruning_wrappers(model)
 
     train_set = train_data.to_py_dataset(
         batch_size=batch_size,
@@ -240,6 +280,11 @@ def train(
     monitor = "val_loss" if val_set is not None else "loss"
 
     callbacks = [DatasetEpoch(train_set), *extra_callbacks]
+    if pruned:
+        from model_optimization import UpdatePruningStep
+
+        if not any(isinstance(c, UpdatePruningStep) for c in callbacks):
+            callbacks.insert(1, UpdatePruningStep())
     if lr_schedule == "ssd300":
         # The notebook's steps (x0.1 at epoch 80, x0.01 at 100), relative to the initial rate.
         base = learning_rate
@@ -293,10 +338,21 @@ def train(
     # BackupAndRestore sets this private attribute when it restores a backup.
     initial_epoch = int(getattr(model, "_initial_epoch", None) or 0)
     paths = {"run": out_dir, "config": out_dir / "config.json", "log": out_dir / LOG_FILE}
-    model.save(out_dir / "model.keras")
+    best_file = out_dir / "model_best.keras"
+    if pruned:
+        from model_optimization import strip_pruning
+
+        # The pruning-wrapped model stays in the backup (resume); the saved models are plain.
+        strip_pruning(model).save(out_dir / "model.keras")
+        if best_file.exists():
+            best = keras.models.load_model(best_file, compile=False)
+            if _has_pruning_wrappers(best):
+                strip_pruning(best).save(best_file)
+    else:
+        model.save(out_dir / "model.keras")
     paths["model"] = out_dir / "model.keras"
-    if (out_dir / "model_best.keras").exists():
-        paths["best_model"] = out_dir / "model_best.keras"
+    if best_file.exists():
+        paths["best_model"] = best_file
     curve = plot_loss_curve(out_dir / LOG_FILE, out_dir / "loss.png")
     if curve is not None:
         paths["loss_curve"] = curve
@@ -340,6 +396,34 @@ class FixedStepsDataset(keras.utils.PyDataset):
         with self._lock:
             self.base.set_epoch(position // n_batches)
             return self.base[position % n_batches]
+
+
+def _load_initial_model(path: Path, strategy) -> keras.Model:
+    import model_optimization  # noqa: F401  (registers PruneLowMagnitude for loading)
+    import models  # noqa: F401  (registers the SSD layers)
+
+    with _scope(strategy):
+        return keras.models.load_model(path, compile=False)
+
+
+def _has_pruning_wrappers(model) -> bool:
+    return any(
+        type(layer).__name__ == "PruneLowMagnitude"
+        for layer in model._flatten_layers(include_self=False)
+    )
+
+
+def _check_model_output(model, config: RunConfig, encoder) -> None:
+    """A given model must predict what ``config``'s encoder encodes (anchors x classes)."""
+    expected = tuple(encoder.generate_encoding_template(1).shape[1:])
+    shape = tuple(model.outputs[0].shape[1:]) if len(model.outputs) == 1 else None
+    if shape != expected:
+        raise ValueError(
+            f"model {model.name!r} outputs shape {shape}, the run configuration encodes "
+            f"{expected} (n_anchors, n_classes + 1 + 12): is it a training-mode model of this "
+            f"configuration ({config.model}, {config.n_classes} classes, input "
+            f"{config.image_size})?"
+        )
 
 
 def _scope(strategy):
