@@ -17,8 +17,10 @@ Workloads (all SSD300 VOC, seeded):
 - decode "confident": 8 predictions like the golden decoder fixture (background logit
   N(9.5, 1.5), 6 objects per image with a raised class logit): a few hundred candidates.
 
-Each timing is the best of ``--repeat`` runs (machines are shared and noisy: compare the ratios of
-one run; the untrained reference runs once, it takes minutes). ``identical`` says whether the
+Each timing is the best of ``--repeat`` runs; machines are shared and noisy, so compare the
+ratios of one run. The encoder variants (float64, reference, float32) are quick: they run
+``5 * --repeat`` times each, taking turns, so that a change of machine load hits them alike. The
+untrained reference decode runs once (it takes minutes). ``identical`` says whether the
 outputs are exactly equal (decoded rows compared after sorting both by (-confidence, class, box),
 since the original's top-k order is arbitrary). ``decode_detections`` is timed with the default
 ``top_k=200`` (which lets it solve NMS on the most confident candidates first) and with
@@ -266,6 +268,17 @@ def best_time(repeat, fn, *args, **kwargs):
     return min(times), result
 
 
+def best_times_interleaved(repeat, fns):
+    """Best time and last result of each of ``fns``, called in turn ``repeat`` times."""
+    times, results = [[] for _ in fns], [None] * len(fns)
+    for _ in range(repeat):
+        for i, fn in enumerate(fns):
+            start = time.perf_counter()
+            results[i] = fn()
+            times[i].append(time.perf_counter() - start)
+    return [(min(t), r) for t, r in zip(times, results)]
+
+
 def canonical(rows):
     rows = np.asarray(rows, dtype=np.float64).reshape(-1, 6)
     order = np.lexsort((rows[:, 5], rows[:, 4], rows[:, 3], rows[:, 2], rows[:, 0], -rows[:, 1]))
@@ -304,9 +317,17 @@ def main(argv=None):
     }
 
     labels = make_labels(rng)
-    # The encoder is quick: more repeats make its best-of timings less noisy.
-    t_new, y_new = best_time(3 * args.repeat, encoder, labels)
-    t_ref, y_ref = best_time(3 * args.repeat, reference_encode, encoder, labels)
+    encoder32 = SSDInputEncoder(**SSD300, output_dtype="float32")
+    # The encoder is quick: more repeats make its best-of timings less noisy, and the three
+    # variants take turns so that a change of machine load hits them alike.
+    (t_new, y_new), (t_ref, y_ref), (t_32, y_32) = best_times_interleaved(
+        5 * args.repeat,
+        [
+            lambda: encoder(labels),
+            lambda: reference_encode(encoder, labels),
+            lambda: encoder32(labels),
+        ],
+    )
     report["encoder_batch32"] = {
         "boxes": int(sum(len(x) for x in labels)),
         "output_mb": round(y_new.nbytes / 1e6, 1),
@@ -317,8 +338,6 @@ def main(argv=None):
     }
     # output_dtype='float32' (what Keras trains on): the same values rounded once to float32,
     # against the same float64 reference (the original had no float32 output).
-    encoder32 = SSDInputEncoder(**SSD300, output_dtype="float32")
-    t_32, y_32 = best_time(3 * args.repeat, encoder32, labels)
     report["encoder_batch32_float32"] = {
         "output_mb": round(y_32.nbytes / 1e6, 1),
         "ssd_keras_ms": round(1e3 * t_32, 2),
