@@ -198,7 +198,9 @@ def build_parser() -> argparse.ArgumentParser:
         default="none",
         help="mirrored = tf.distribute.MirroredStrategy over all GPUs (or --cpu-devices), "
         "TensorFlow backend; data-parallel = keras.distribution.DataParallel over all "
-        "devices (or --cpu-devices), JAX backend",
+        "devices (or --cpu-devices), JAX backend: --batch-size must be a multiple of the "
+        "device count, and images without boxes are kept (all background) so that batches stay "
+        "full",
     )
     p.add_argument(
         "--cpu-devices",
@@ -592,7 +594,17 @@ def _make_strategy(args):
                 "--distribute data-parallel: ssd_keras.distribute.data_parallel is not "
                 "available in this installation"
             ) from None
-        return data_parallel(args.cpu_devices)
+        try:
+            distribution = data_parallel(args.cpu_devices)
+        except RuntimeError as error:
+            raise CLIError(f"--distribute data-parallel: {error}") from None
+        n_devices = int(distribution.device_mesh.devices.size)
+        if args.batch_size % n_devices:
+            raise CLIError(
+                f"--batch-size {args.batch_size}: data-parallel training splits every batch "
+                f"evenly over the {n_devices} devices; give a multiple of {n_devices}"
+            )
+        return distribution
     if backend != "tensorflow":
         raise CLIError(
             f"--distribute mirrored needs the TensorFlow backend (KERAS_BACKEND is {backend!r}; "

@@ -257,6 +257,10 @@ def train(
         )
     pruned = _has_pruning_wrappers(model)
 
+    # Keras' distribution API (JAX) splits each batch evenly over the devices, so batches must
+    # stay full: there, images without boxes (in the data or after augmentation) are kept as
+    # all-background examples instead of being dropped from their batch.
+    keep_empty = strategy is not None and hasattr(strategy, "device_mesh")
     train_set = train_data.to_py_dataset(
         batch_size=batch_size,
         shuffle=True,
@@ -264,6 +268,7 @@ def train(
         label_encoder=encoder,
         seed=seed,
         workers=workers,
+        keep_images_without_gt=keep_empty,
     )
     if steps_per_epoch is not None:
         train_set = FixedStepsDataset(train_set, steps_per_epoch)
@@ -276,6 +281,7 @@ def train(
             label_encoder=encoder,
             seed=seed,
             workers=workers,
+            keep_images_without_gt=keep_empty,
         )
     monitor = "val_loss" if val_set is not None else "loss"
 
