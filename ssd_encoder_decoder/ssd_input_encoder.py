@@ -336,14 +336,12 @@ class SSDInputEncoder:
         return self.neg_iou_limit
 
     def _sparse_matching_applies(self, corners: np.ndarray, anchor_iou) -> bool:
+        """`_match_sparse` needs a positive threshold, grid anchors and boxes with area > 0."""
         if not (anchor_iou.supports_pairs and self._candidate_threshold() > 0):
             return False
-        d = anchor_iou.d
-        return bool(
-            (
-                (corners[:, 2] - corners[:, 0] + d > 0) & (corners[:, 3] - corners[:, 1] + d > 0)
-            ).all()
-        )
+        widths = corners[:, 2] - corners[:, 0] + anchor_iou.d
+        heights = corners[:, 3] - corners[:, 1] + anchor_iou.d
+        return bool(((widths > 0) & (heights > 0)).all())
 
     def _match_sparse(self, corners: np.ndarray, image_of_row: np.ndarray, anchor_iou):
         """The same matching as `_match_dense`, from the few pairs with a large enough IoU.
