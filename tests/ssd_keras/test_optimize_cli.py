@@ -175,6 +175,15 @@ def test_prune_magnitude_one_shot_and_fine_tuned(trained_run, tmp_path, capsys):
         rows = sparsity_report(model)
         assert sum(r["zeros"] for r in rows) / sum(r["size"] for r in rows) >= 0.69
 
+    # Resumed, the schedule continues from its saved step (past its end: the masks stay); a
+    # resume that restarted the schedule at step 0 would first re-open every mask (sparsity 0)
+    # and end below 0.7.
+    capsys.readouterr()
+    assert main(["train", "--out", str(tuned), "--resume", "--epochs", "3", "--quiet"]) == 0
+    assert "trained epochs 3..3 of 3" in capsys.readouterr().out
+    rows = sparsity_report(keras.models.load_model(tuned / "model.keras", compile=False))
+    assert sum(r["zeros"] for r in rows) / sum(r["size"] for r in rows) >= 0.699
+
     err = _error(
         ["prune", "--run", str(trained_run), "--method", "magnitude"]
         + ["--sparsity", "1.5", "--out", str(tmp_path / "x")],
