@@ -262,9 +262,18 @@ def build_parser() -> argparse.ArgumentParser:
         "--max-frames", type=_positive_int, metavar="N", help="stop each video after N frames"
     )
     p.add_argument("--out", default="predictions", metavar="DIR", help="output folder")
-    p.add_argument("--confidence", type=_probability, default=0.5)
-    p.add_argument("--nms-iou", type=_probability, default=0.45)
-    p.add_argument("--batch-size", type=_positive_int, default=8, help="for images")
+    p.add_argument(
+        "--confidence",
+        type=_probability,
+        default=0.5,
+        help="minimum class confidence of a drawn detection (default 0.5)",
+    )
+    p.add_argument(
+        "--nms-iou", type=_probability, default=0.45, help="NMS IoU threshold (default 0.45)"
+    )
+    p.add_argument(
+        "--batch-size", type=_positive_int, default=8, help="for images (videos: 1; default 8)"
+    )
 
     p = sub.add_parser(
         "prune",
@@ -302,7 +311,11 @@ def build_parser() -> argparse.ArgumentParser:
         "thirds of the steps (PolynomialDecay); constant = full sparsity from the first step",
     )
     p.add_argument(
-        "--fine-tune-epochs", type=_non_negative_int, default=0, help="default 0: no training"
+        "--fine-tune-epochs",
+        type=_non_negative_int,
+        default=0,
+        metavar="N",
+        help="epochs of training after pruning (default 0: none)",
     )
     _add_dataset_args(p, "train", with_val=True, purpose=" for --fine-tune-epochs")
     _add_training_args(p, fine_tuning=True)

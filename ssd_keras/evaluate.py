@@ -29,7 +29,9 @@ def evaluate(
     (``'integrate'``).
 
     Args:
-        model: a training-mode SSD model (output ``(batch, n_anchors, n_classes + 1 + 12)``).
+        model: a training-mode SSD model (output ``(batch, n_anchors, n_classes + 1 + 12)``),
+            or a runner of an exported one (`model_optimization.load_runner`, e.g. an int8
+            ``.tflite``: it has the same ``predict``).
         config: its `RunConfig`.
         dataset: a `DataGenerator` with labels.
         batch_size: prediction batch size.

@@ -94,7 +94,8 @@ def prune_run(
     Returns:
         The report (also written to ``pruning_report.json``): ``method``, ``amount``,
         ``criterion``/``schedule``, ``source``, ``params_before``, ``params_after``,
-        ``sparsity`` (magnitude: zeros in the pruned kernels; filters: filters removed),
+        ``sparsity`` (magnitude: zeros in the pruned kernels; filters: the fraction of filters
+        removed from the pruned layers, ``filters_removed_overall`` over all convolutions),
         ``layers`` (per-layer rows), ``fine_tune_epochs``, ``final_loss``, ``seconds``.
     """
     from model_optimization import (
@@ -204,8 +205,12 @@ def prune_run(
                     f"its sparsity {best_sparsity:.3f} was below the final {report['sparsity']:.3f}"
                 )
     else:
+        # Over the layers that were pruned (the heads keep their width), and over all of them.
+        cut = [r for r in layer_rows[:-1] if r["filters_after"] < r["filters_before"]]
+        before = sum(r["filters_before"] for r in cut)
+        report["sparsity"] = 1 - sum(r["filters_after"] for r in cut) / before if before else 0.0
         total = layer_rows[-1]
-        report["sparsity"] = 1 - total["filters_after"] / total["filters_before"]
+        report["filters_removed_overall"] = 1 - total["filters_after"] / total["filters_before"]
         report["layers"] = layer_rows
     report["seconds"] = time.perf_counter() - start
     (out_dir / REPORT_FILE).write_text(json.dumps(report, indent=2) + "\n")

@@ -176,7 +176,7 @@ def test_module_entry_point_runs():
         timeout=120,
     )
     assert done.returncode == 0
-    for command in ("train", "evaluate", "predict", "demo"):
+    for command in ("train", "evaluate", "predict", "prune", "export", "demo"):
         assert command in done.stdout
 
 

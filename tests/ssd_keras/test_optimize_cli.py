@@ -120,6 +120,10 @@ def test_prune_filters_fine_tune_and_resume(trained_run, tmp_path, capsys):
     # conv1..conv7 lose half their filters; the heads keep theirs (their Reshape fixes them).
     assert rows["conv4"]["filters_before"] == 64 and rows["conv4"]["filters_after"] == 32
     assert rows["classes4"]["filters_after"] == rows["classes4"]["filters_before"]
+    # SSD7's conv1..conv7 have 32+48+64+64+48+48+32 = 336 filters, halved; the 8 heads keep
+    # their 4*24 + 4*16 = 160, so 168 of 496 filters go overall.
+    assert report["sparsity"] == 0.5
+    assert report["filters_removed_overall"] == pytest.approx(168 / 496)
 
     config = RunConfig.load(out)
     assert config.pruning["method"] == "filters" and config.pruning["amount"] == 0.5
