@@ -779,9 +779,15 @@ def cmd_predict(args) -> int:
 
 
 def _check_new_run_folder(out: Path, overwrite: bool) -> None:
-    if out.exists() and any(out.iterdir()):
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
         if not overwrite:
             raise CLIError(f"--out: {out} exists and is not empty; add --overwrite to replace it")
+        if not (out / "config.json").is_file():
+            # --overwrite deletes the folder: only ever a run folder.
+            raise CLIError(
+                f"--out: {out} is not a run folder (no config.json); --overwrite only replaces "
+                "run folders, choose a new or empty folder"
+            )
         import shutil
 
         shutil.rmtree(out)

@@ -326,6 +326,8 @@ def export_run(
                 "(--overwrite)"
             )
     if out.is_dir():
+        if not (out / "saved_model.pb").is_file():
+            raise FileExistsError(f"{out} is a folder but not a SavedModel; not replacing it")
         shutil.rmtree(out)
     representative = None
     if calibration_data is not None:

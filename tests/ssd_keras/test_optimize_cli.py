@@ -338,6 +338,16 @@ def test_export_and_distribute_argument_errors(trained_run, tmp_path, tiny_shape
     assert "a tflite export is a .tflite file" in err
     err = _error(["predict", "--run", str(trained_run)], capsys)
     assert "nothing to predict on" in err
+    # --overwrite only ever deletes a run folder.
+    precious = tmp_path / "precious"
+    precious.mkdir()
+    (precious / "thesis.txt").write_text("keep me")
+    err = _error(
+        ["prune", "--run", str(trained_run), "--method", "filters", "--amount", "0.5"]
+        + ["--out", str(precious), "--overwrite"],
+        capsys,
+    )
+    assert "not a run folder" in err and (precious / "thesis.txt").is_file()
     err = _error(
         ["predict", "--run", str(trained_run), "--video", str(tmp_path / "no.mp4")], capsys
     )
