@@ -819,7 +819,12 @@ def cmd_prune(args) -> int:
         from ssd_keras.predict import load_run
 
         config = load_run(run)[1]
-        data["train_data"] = _load_dataset(args, kind, default_classes=config.classes)[0]
+        data["train_data"], classes = _load_dataset(args, kind, default_classes=config.classes)
+        if classes != config.classes:
+            raise CLIError(
+                f"the fine-tuning dataset's classes {classes} differ from the model's "
+                f"{config.classes}"
+            )
         if _has_val(args, kind):
             data["val_data"] = _load_dataset(args, kind, "val", default_classes=config.classes)[0]
         record = {k: _normalised(k, getattr(args, k, None)) for k in TRAIN_DEFAULTS}

@@ -19,6 +19,7 @@ IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg")
 _FOURCC = {".avi": "MJPG", ".mp4": "mp4v", ".m4v": "mp4v", ".mov": "mp4v", ".mkv": "MJPG"}
 EXPORTED_SUFFIXES = (".tflite", ".onnx")
+CAMERA_PACE_FRAMES = 10  # frames timed before a camera's output video is opened
 
 
 def load_run(path):
@@ -393,7 +394,9 @@ def predict_video(
     Args:
         predictor: a `Predictor` (Keras model or exported runner).
         source: a video file, or an int: the camera index for ``cv2.VideoCapture``.
-        out_path: the annotated video (``.avi``: MJPG, ``.mp4``: mp4v).
+        out_path: the annotated video (``.avi``: MJPG, ``.mp4``: mp4v), at the source's frame
+            rate for a file and at the measured processing rate (over the first
+            `CAMERA_PACE_FRAMES` frames) for a camera, so that it plays in real time.
         verbose: progress bar and the summary line.
         max_frames: stop after this many frames (a camera runs until then or Ctrl-C).
         window: the FPS drawn on a frame is measured over the last ``window`` frames.
@@ -416,7 +419,7 @@ def predict_video(
     if max_frames is not None:
         total = max_frames if total is None else min(total, max_frames)
     out_path.parent.mkdir(parents=True, exist_ok=True)
-    writer = None
+    writer, pending = None, []
     classes = predictor.config.classes
     predictor([np.zeros((predictor.config.img_height, predictor.config.img_width, 3), np.uint8)])
     predictor.reset_timers()
@@ -440,13 +443,16 @@ def predict_video(
             frame_times.append(now - previous)
             previous = now
             draw_fps(drawn, len(frame_times) / sum(frame_times), _rate(model_times))
-            if writer is None:
-                fourcc = cv2.VideoWriter_fourcc(*_FOURCC.get(out_path.suffix.lower(), "mp4v"))
-                size = (drawn.shape[1], drawn.shape[0])
-                writer = cv2.VideoWriter(str(out_path), fourcc, source_fps, size)
-                if not writer.isOpened():
-                    raise ValueError(f"{out_path}: OpenCV cannot write this video format")
-            writer.write(drawn)
+            if writer is not None:
+                writer.write(drawn)
+            else:
+                pending.append(drawn)
+                # A camera delivers frames as fast as they are processed: its video is written
+                # at the measured rate (over the first frames), so it plays in real time.
+                if not camera or len(pending) >= CAMERA_PACE_FRAMES:
+                    fps = len(frame_times) / sum(frame_times) if camera else source_fps
+                    writer = _open_writer(out_path, fps, pending)
+                    pending = []
             n_frames += 1
             progress.update(1)
     except KeyboardInterrupt:
@@ -456,6 +462,8 @@ def predict_video(
     finally:
         progress.close()
         capture.release()
+        if writer is None and pending:
+            writer = _open_writer(out_path, len(frame_times) / sum(frame_times), pending)
         if writer is not None:
             writer.release()
     if n_frames == 0:
@@ -477,6 +485,19 @@ def predict_video(
             f"decoding, batch size 1); wrote {out_path}"
         )
     return result
+
+
+def _open_writer(out_path: Path, fps: float, frames: list) -> cv2.VideoWriter:
+    """Opens the output video at ``fps`` for frames of the size of ``frames[0]`` and writes
+    ``frames``."""
+    fourcc = cv2.VideoWriter_fourcc(*_FOURCC.get(out_path.suffix.lower(), "mp4v"))
+    size = (frames[0].shape[1], frames[0].shape[0])
+    writer = cv2.VideoWriter(str(out_path), fourcc, max(1.0, float(fps)), size)
+    if not writer.isOpened():
+        raise ValueError(f"{out_path}: OpenCV cannot write this video format")
+    for frame in frames:
+        writer.write(frame)
+    return writer
 
 
 def _rate(durations, count: int | None = None) -> float:

@@ -258,12 +258,22 @@ def test_export_then_predict_video_camera_and_evaluate(
     assert (
         main(
             ["predict", "--run", str(exports / "ssd7.onnx"), "--camera", "0"]
-            + ["--max-frames", "4", "--out", str(out)]
+            + ["--max-frames", "11", "--out", str(out)]
         )
         == 0
     )
-    assert "camera 0: 4 frames" in capsys.readouterr().out
-    assert len(_frames(out / "camera0_pred.mp4")) == 4
+    assert "camera 0: 11 frames" in capsys.readouterr().out
+    # 10 frames are timed before the writer opens (at the measured rate), the 11th follows.
+    assert len(_frames(out / "camera0_pred.mp4")) == 11
+    # Stopped before 10 frames, the timed frames are still written.
+    assert (
+        main(
+            ["predict", "--run", str(exports / "ssd7.onnx"), "--camera", "0"]
+            + ["--max-frames", "3", "--out", str(tmp_path / "camera3")]
+        )
+        == 0
+    )
+    assert len(_frames(tmp_path / "camera3" / "camera0_pred.mp4")) == 3
     monkeypatch.undo()
     err = _error(["predict", "--run", str(trained_run), "--camera", "97"], capsys)
     assert "camera 97: OpenCV cannot open it" in err
