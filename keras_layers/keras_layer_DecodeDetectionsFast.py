@@ -45,8 +45,14 @@ class DecodeDetectionsFast(_DecodeBase):
     def call(self, y_pred):
         boxes = self._boxes(y_pred)
         class_scores = y_pred[..., :-12]  # (batch, n_anchors, n_classes + 1)
-        class_ids = ops.argmax(class_scores, axis=-1)[..., None]  # (batch, n_anchors, 1)
-        scores = ops.max(class_scores, axis=-1, keepdims=True)
+        scores = ops.max(class_scores, axis=-1, keepdims=True)  # (batch, n_anchors, 1)
+        # argmax as "first column holding the maximum" (numpy's tie rule): Keras' TensorFlow
+        # argmax tests the sign bit of zeros with a Bitcast, which ONNX has no op for.
+        n_columns = class_scores.shape[-1]
+        columns = ops.arange(n_columns, dtype="int32")
+        class_ids = ops.min(
+            ops.where(ops.equal(class_scores, scores), columns, n_columns), axis=-1, keepdims=True
+        )  # (batch, n_anchors, 1)
         candidates = ops.logical_and(ops.not_equal(class_ids, 0), scores > self.confidence_thresh)
         return greedy_nms_top_k(
             boxes,

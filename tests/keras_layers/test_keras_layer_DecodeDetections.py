@@ -263,3 +263,21 @@ def test_mixed_precision_policy_keeps_float32_decoding(decoder_golden):
         keras.config.set_dtype_policy(previous)
     assert layer.compute_dtype == "float32"
     assert_same_detections(output[0], decoder_golden.npz["decode_layer"][0])
+
+
+def test_fast_layer_breaks_class_score_ties_like_numpy_argmax():
+    # DecodeDetectionsFast picks each anchor's class as the first column holding the maximum
+    # (np.argmax's rule; written without ops.argmax, whose TensorFlow form has no ONNX op).
+    # Anchor 0: background ties class 1 -> background wins -> dropped. Anchor 1: classes 2 and 3
+    # tie at 0.35 -> class 2. Anchor 2: class 3 (0.4). Anchors are 4x4 boxes far apart (no NMS
+    # interaction), zero offsets: box = anchor, e.g. centre (50, 10) -> (48, 8, 52, 12).
+    scores = np.array([[0.4, 0.4, 0.1, 0.1], [0.1, 0.2, 0.35, 0.35], [0.0, 0.3, 0.3, 0.4]])
+    anchors = np.array([[10, 10, 4, 4], [50, 10, 4, 4], [90, 10, 4, 4]], dtype=float)
+    y_pred = np.concatenate([scores, np.zeros((3, 4)), anchors, np.ones((3, 4))], axis=1)
+    layer = DecodeDetectionsFast(
+        confidence_thresh=0.01, iou_threshold=0.45, top_k=3, normalize_coords=False
+    )
+    output = to_numpy(layer(y_pred[None].astype("float32")))[0]
+    expected = [[3, 0.4, 88, 8, 92, 12], [2, 0.35, 48, 8, 52, 12], [0, 0, 0, 0, 0, 0]]
+    np.testing.assert_allclose(output, expected, atol=1e-6)
+    assert np.argmax(scores[1]) == 2  # the rule it follows
