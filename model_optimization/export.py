@@ -127,13 +127,15 @@ def export(
     split_constants: bool | None = None,
     allow_select_tf_ops: bool = False,
     opset: int | None = None,
+    verify_decoder: bool = True,
     verbose: bool = False,
 ) -> Path:
     """Export `model` for inference.
 
     Args:
         model: a built Keras model (TensorFlow backend). Inference-mode SSDs keep their decode
-            layer; use `strip_decoder(model)` to export the raw predictions instead.
+            layer in every format (ONNX: checked with `verify_decoder`); use
+            `strip_decoder(model)` to export the raw predictions instead.
         path: output directory (`saved_model`) or file (`.tflite`, `.onnx`).
         format: `'saved_model'`, `'tflite'` or `'onnx'`.
         quantization: TFLite only. `None` (float32), `'float16'` (float16 weights),
@@ -150,6 +152,11 @@ def export(
         allow_select_tf_ops: TFLite only: allow TensorFlow ops without a TFLite builtin (the
             result then needs the Flex delegate, which `ai-edge-litert` does not ship).
         opset: ONNX opset (tf2onnx's default when `None`).
+        verify_decoder: ONNX only, for a model with a `DecodeDetections(Fast)` layer: run the
+            exported file in ONNX Runtime on two images (the first of `representative_data`,
+            else seeded uniform noise in [0, 255]) and raise (deleting the file) unless it
+            returns the Keras model's detections (same count and classes, scores and boxes to
+            1e-3). Skipped with a warning when `onnxruntime` is not installed.
         verbose: let Keras print its export messages.
 
     Returns:
@@ -170,14 +177,6 @@ def export(
         raise ValueError(
             f"quantization={quantization!r} is only available with format='tflite', "
             f"received format={format!r}."
-        )
-    if format == "onnx" and any(type(layer).__name__ in _DECODE_LAYERS for layer in model.layers):
-        # The decode layers' chunked greedy NMS converts to ONNX without an error but ONNX
-        # Runtime then returns wrong detections (tested); TFLite and SavedModel are exact.
-        raise ValueError(
-            "ONNX export of a model with a DecodeDetections(Fast) layer gives wrong detections in "
-            "ONNX Runtime; export `strip_decoder(model)` instead and decode with the runner's "
-            "`predict_decoded` (or use format='tflite' / 'saved_model', which keep the decoder)."
         )
     if quantization == "int8" and representative_data is None:
         raise ValueError("quantization='int8' needs `representative_data` (an iterable of images).")
@@ -216,6 +215,8 @@ def export(
     elif format == "onnx":
         _silence_tf2onnx_numpy_warning()
         model.export(str(path), format="onnx", verbose=verbose, opset_version=opset)
+        if verify_decoder and _has_decoder(model):
+            _check_onnx_decoder(model, path, representative_data)
     else:
         model.export(
             str(path),
@@ -231,6 +232,55 @@ def export(
             ),
         )
     return path
+
+
+def _has_decoder(model: keras.Model) -> bool:
+    return any(type(layer).__name__ in _DECODE_LAYERS for layer in model.layers)
+
+
+def _check_onnx_decoder(model: keras.Model, path: Path, representative_data) -> None:
+    """Raise (and delete `path`) when ONNX Runtime does not reproduce the model's detections.
+
+    The decode layers' NMS is a loop of gathers, top-k and selects, the part of a graph where a
+    converter is most likely to go wrong silently (tf2onnx's `where` in a loop body once turned
+    -inf sort keys into NaN), so an inference-mode export is checked once before it is handed out.
+    """
+    import warnings
+
+    try:
+        runner = OnnxRunner(path)
+    except ImportError:
+        warnings.warn(
+            f"onnxruntime is not installed: the decode layer of '{path}' was not checked.",
+            stacklevel=3,
+        )
+        return
+    shape = tuple(model.inputs[0].shape[1:])
+    if representative_data is not None:
+        images = np.concatenate(_representative_samples(representative_data, 2, (None, *shape)))
+    else:
+        images = np.random.default_rng(0).uniform(0, 255, (2, *shape)).astype("float32")
+    expected = keras.ops.convert_to_numpy(model(images, training=False))
+    got = runner(images)
+    problem = None
+    if got.shape != expected.shape:
+        problem = f"output shape {got.shape} instead of {expected.shape}"
+    else:
+        counts = [(e[:, 1] > 0).sum() for e in expected], [(g[:, 1] > 0).sum() for g in got]
+        if counts[0] != counts[1]:
+            problem = f"detections per image {counts[1]} instead of {counts[0]}"
+        elif not np.array_equal(got[..., 0], expected[..., 0]):
+            problem = "different class ids"
+        elif not np.allclose(got[..., 1:], expected[..., 1:], rtol=1e-3, atol=1e-3):
+            diff = np.abs(got[..., 1:] - expected[..., 1:]).max()
+            problem = f"scores/boxes differ by up to {diff:.3g}"
+    if problem is not None:
+        path.unlink(missing_ok=True)
+        raise ValueError(
+            f"The ONNX export of '{model.name}' does not reproduce its decode layer in ONNX "
+            f"Runtime ({problem}); '{path}' was deleted. Export `strip_decoder(model)` and "
+            "decode with the runner's `predict_decoded`, or use format='tflite'."
+        )
 
 
 def _silence_tf2onnx_numpy_warning():

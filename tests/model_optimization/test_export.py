@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import keras
 import numpy as np
 import pytest
@@ -224,15 +226,12 @@ def test_inference_mode_ssd7_exports_with_its_decode_layer(helpers, tmp_path):
     x = _images(2)
     expected = model.predict(x, verbose=0)
     assert (expected[..., 1] > 0).sum() > 0
-    path = tmp_path / "inf.tflite"
-    export(model, path, format="tflite")
-    got = load_runner(path)(x)
-    assert got.shape == expected.shape
-    np.testing.assert_allclose(got, expected, atol=1e-3)
-    # ONNX Runtime runs the converted decode layer but returns wrong detections (96% of the
-    # values differed), so export refuses it and points to strip_decoder.
-    with pytest.raises(ValueError, match="strip_decoder"):
-        export(model, tmp_path / "inf.onnx", format="onnx")
+    for path in (tmp_path / "inf.tflite", tmp_path / "inf.onnx"):
+        export(model, path, format=path.suffix[1:])
+        got = load_runner(path)(x)
+        assert got.shape == expected.shape
+        np.testing.assert_allclose(got, expected, atol=1e-3)
+    # the raw graph + numpy decoding gives the same detections
     raw = tmp_path / "raw.onnx"
     export(strip_decoder(model), raw, format="onnx")
     decoded = load_runner(raw).predict_decoded(
@@ -241,3 +240,132 @@ def test_inference_mode_ssd7_exports_with_its_decode_layer(helpers, tmp_path):
     for image_rows, layer_rows in zip(decoded, expected):
         kept = layer_rows[layer_rows[:, 1] > 0]
         np.testing.assert_allclose(image_rows, kept, atol=1e-3)
+
+
+def _crowded_ssd7(helpers, mode):
+    """SSD7 whose raw output makes thousands of overlapping NMS candidates per image.
+
+    Random BN statistics, class heads scaled down (flat softmax: every class scores ~0.1-0.3, so
+    with confidence_thresh=0.1 most of the 1268 anchors x 5 classes are candidates, and the
+    boxes of neighbouring anchors overlap) and box heads scaled down (boxes of anchor size).
+    """
+    model, _ = helpers.ssd7_small(
+        mode=mode, confidence_thresh=0.1, iou_threshold=0.45, top_k=300, nms_max_output_size=400
+    )
+    helpers.randomize_batchnorm(model)
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.Conv2D) and layer.name.startswith(("boxes", "classes")):
+            kernel, bias = layer.get_weights()
+            layer.set_weights([kernel * (0.02 if layer.name.startswith("boxes") else 0.1), bias])
+    return model
+
+
+@pytest.mark.parametrize("mode", ["inference", "inference_fast"])
+def test_inference_mode_ssd7_onnx_export_gives_the_keras_detections(helpers, tmp_path, mode):
+    _need("tf2onnx")
+    _need("onnxruntime")
+    model = _crowded_ssd7(helpers, mode)
+    x = _images(2)
+    raw = strip_decoder(model).predict(x, verbose=0)
+    scores = raw[..., 1:-12]
+    assert ((scores > 0.1).sum(axis=(1, 2)) > 3000).all()  # many candidates: the NMS works hard
+    expected = model.predict(x, verbose=0)  # (2, 300, 6)
+    n_kept = (expected[..., 1] > 0).sum(axis=1)
+    assert (n_kept >= 100).all() and len(np.unique(expected[..., 0])) >= 4  # several classes
+
+    path = export(model, tmp_path / f"{mode}.onnx", format="onnx")
+    got = load_runner(path)(x)
+    assert got.shape == expected.shape
+    # Row by row the confidences agree (so the order agrees up to near-equal confidences) ...
+    np.testing.assert_allclose(got[..., 1], expected[..., 1], atol=1e-5)
+    # ... and every row has its twin: same class, confidence to 1e-5, box to 1e-4 pixel. (Rows
+    # whose confidences differ by ~1e-7 may swap places: float32 rounding in the two runtimes.)
+    for got_rows, want_rows in zip(got, expected):
+        unused = np.ones(len(want_rows), bool)
+        for row in got_rows:
+            twin = (
+                unused
+                & (want_rows[:, 0] == row[0])
+                & (np.abs(want_rows[:, 1] - row[1]) <= 1e-5)
+                & (np.abs(want_rows[:, 2:] - row[2:]).max(axis=1) <= 1e-4)
+            )
+            assert twin.any(), f"ONNX row {row} is not among the Keras detections"
+            unused[np.argmax(twin)] = False
+
+
+def test_greedy_nms_onnx_matches_keras_over_several_chunks(tmp_path):
+    """The NMS loop alone through tf2onnx, on inputs built to stress it: duplicate boxes, equal
+    scores (ties broken by index), zero-area boxes, and enough survivors that the chunk loop
+    runs more than once (the converted loop used to turn its -inf sort keys into NaN)."""
+    tf2onnx = _need("tf2onnx")
+    ort = _need("onnxruntime")
+    import tensorflow as tf
+
+    from keras_layers.detection_ops import CHUNK_SIZE, greedy_nms_top_k
+
+    rng = np.random.default_rng(1)
+    batch, n, n_classes = 2, 1500, 3
+    centers = rng.uniform(20, 80, (batch, n, 2))
+    sizes = rng.uniform(5, 30, (batch, n, 2))
+    boxes = np.concatenate([centers - sizes / 2, centers + sizes / 2], -1).astype("float32")
+    boxes[:, :50] = boxes[:, 50:100]  # exact duplicates (IoU 1)
+    boxes[:, 100:110, 2:] = boxes[:, 100:110, :2]  # zero-area boxes (IoU 0 with everything)
+    scores = (np.round(rng.uniform(0, 1, (batch, n, n_classes)) * 20) / 20).astype("float32")
+    spec = (tf.TensorSpec((None, n, 4), tf.float32, name="boxes"),
+            tf.TensorSpec((None, n, n_classes), tf.float32, name="scores"))  # fmt: skip
+
+    for per_class, top_k, cap in [(True, 400, 300), (False, 300, 300), (True, 20, 5)]:
+
+        def nms(boxes, scores, per_class=per_class, top_k=top_k, cap=cap):
+            if per_class:
+                ids = tf.broadcast_to(
+                    tf.range(1, n_classes + 1, dtype=scores.dtype), tf.shape(scores)
+                )
+            else:
+                ids = tf.cast(tf.argmax(scores, -1) + 1, scores.dtype)[..., None]
+                scores = tf.reduce_max(scores, -1, keepdims=True)
+            return greedy_nms_top_k(boxes, ids, scores, scores > 0.02, 0.45, top_k, cap, per_class)
+
+        expected = nms(tf.constant(boxes), tf.constant(scores)).numpy()
+        path = tmp_path / "nms.onnx"
+        tf2onnx.convert.from_function(
+            tf.function(nms, input_signature=spec), input_signature=spec, output_path=str(path)
+        )
+        session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        got = session.run(None, {"boxes": boxes, "scores": scores})[0]
+        np.testing.assert_array_equal(got, expected)
+        if top_k == 400:  # the last output row was reached after more than one chunk
+            last_score = expected[:, -1, 1]
+            visited = (scores.reshape(batch, -1) >= last_score[:, None]).sum(axis=1)
+            assert (expected[..., 1] > 0).all() and (visited > CHUNK_SIZE).all()
+
+
+def test_onnx_export_refuses_a_decoder_that_onnx_runtime_gets_wrong(helpers, tmp_path, monkeypatch):
+    """The check after an inference-mode ONNX export: a runtime that returns other detections
+    makes export raise and delete the file (here a stand-in runner shifts one box by 1 px)."""
+    import importlib
+
+    export_module = importlib.import_module("model_optimization.export")  # not the function
+
+    model = _crowded_ssd7(helpers, "inference")
+    path = tmp_path / "bad.onnx"
+    monkeypatch.setattr(model, "export", lambda p, **kwargs: Path(p).write_bytes(b"onnx"))
+
+    class ShiftedRunner:
+        def __init__(self, p):
+            pass
+
+        def __call__(self, images):
+            y = keras.ops.convert_to_numpy(model(images))
+            y[0, 0, 2] += 1.0
+            return y
+
+    monkeypatch.setattr(export_module, "OnnxRunner", ShiftedRunner)
+    with pytest.raises(ValueError, match="does not reproduce its decode layer"):
+        export(model, path, format="onnx")
+    assert not path.exists()
+    assert export(model, path, format="onnx", verify_decoder=False) == path and path.exists()
+    # a runner that reproduces the model passes the check
+    monkeypatch.setattr(ShiftedRunner, "__call__", lambda self, images: model(images).numpy())
+    path.unlink()
+    assert export(model, path, format="onnx") == path and path.exists()
