@@ -667,6 +667,11 @@ def cmd_train(args) -> int:
             "--overwrite to start over"
         )
     record = _resolve_train_args(args, out)
+    if args.resume and not _dataset_given(args) and not (out / TRAIN_ARGS_FILE).is_file():
+        raise CLIError(
+            f"--resume: {out} has no {TRAIN_ARGS_FILE} (a run from an older version); give its "
+            "dataset options again (--data DIR, --csv FILE or --coco FILE)"
+        )
     kind = _check_dataset_args(args, with_val=True, classes_known=args.resume)
     strategy = _make_strategy(args)  # before anything else initialises TensorFlow
 

@@ -101,6 +101,10 @@ def test_resume_with_only_out_and_epochs(trained_run, tmp_path, capsys):
         ["train", "--out", str(run), "--resume", "--variances", "1", "1", "1", "1"], capsys
     )
     assert "--variances 1.0 1.0 1.0 1.0 (the run used 0.1 0.1 0.2 0.2)" in err
+    # A run saved without train_args.json (older versions) needs its dataset options again.
+    (run / "train_args.json").unlink()
+    err = _error(["train", "--out", str(run), "--resume", "--epochs", "3"], capsys)
+    assert "no train_args.json" in err and "--data DIR" in err
 
 
 def test_prune_filters_fine_tune_and_resume(trained_run, tmp_path, capsys):
