@@ -261,6 +261,10 @@ def train(
     # stay full: there, images without boxes (in the data or after augmentation) are kept as
     # all-background examples instead of being dropped from their batch.
     keep_empty = strategy is not None and hasattr(strategy, "device_mesh")
+    if keep_empty:
+        _check_full_batches("training", train_data, batch_size, strategy)
+        if val_data is not None:
+            _check_full_batches("validation", val_data, batch_size, strategy)
     train_set = train_data.to_py_dataset(
         batch_size=batch_size,
         shuffle=True,
@@ -461,6 +465,22 @@ def _check_model_output(model, config: RunConfig, encoder) -> None:
             f"{expected} (n_anchors, n_classes + 1 + 12): is it a training-mode model of this "
             f"configuration ({config.model}, {config.n_classes} classes, input "
             f"{config.image_size})?"
+        )
+
+
+def _check_full_batches(name: str, data, batch_size: int, strategy) -> None:
+    """Refuses a dataset whose last batch cannot be split evenly over a distribution's devices
+    (JAX stops such a run mid-epoch with an ``IndivisibleError``)."""
+    import jax
+
+    n_devices = max(1, int(strategy.device_mesh.devices.size) // jax.process_count())
+    size = int(data.get_dataset_size())
+    remainder = size % int(batch_size)
+    if remainder and remainder % n_devices:
+        raise ValueError(
+            f"the {name} data has {size} images, so its last batch of batch_size {batch_size} "
+            f"holds {remainder}, which cannot be split over {n_devices} devices; use a number of "
+            "images or a batch size that leaves no such remainder"
         )
 
 

@@ -353,3 +353,24 @@ def test_jax_data_parallel_across_two_processes(tiny_shapes, tmp_path):
     for key in weights[0].files:
         for other in weights[1:]:
             np.testing.assert_allclose(other[key], weights[0][key], atol=1e-5)
+
+
+def test_data_parallel_refuses_a_last_batch_that_cannot_be_split():
+    """3 images in batches of 2 leave a last batch of 1, which 2 devices cannot share; 4 images
+    (no remainder) and 5 images in batches of 3 (remainder 2) are fine."""
+    pytest.importorskip("jax")
+    from types import SimpleNamespace
+
+    import numpy as np
+
+    from ssd_keras.train import _check_full_batches
+
+    strategy = SimpleNamespace(device_mesh=SimpleNamespace(devices=np.empty((2,))))
+
+    def data(n):
+        return SimpleNamespace(get_dataset_size=lambda: n)
+
+    with pytest.raises(ValueError, match=r"training data has 3 images.*holds 1.*2 devices"):
+        _check_full_batches("training", data(3), 2, strategy)
+    _check_full_batches("training", data(4), 2, strategy)
+    _check_full_batches("validation", data(5), 3, strategy)
