@@ -128,6 +128,13 @@ def main(argv=None) -> dict:
     )
     parser.add_argument("--variants", default="dense,magnitude_50,magnitude_80,structured_30,"
                         "structured_50")  # fmt: skip
+    parser.add_argument(
+        "--round-to",
+        type=int,
+        default=1,
+        help="structured variants keep a multiple of this many filters per layer (8: "
+        "SIMD-friendly widths)",
+    )
     parser.add_argument("--latency-runs", type=int, default=100)
     parser.add_argument("--threads", type=int, default=2, help="LiteRT threads")
     parser.add_argument("--no-int8", action="store_true")
@@ -231,7 +238,9 @@ def main(argv=None) -> dict:
             )
         elif name.startswith("structured_"):
             amount = int(name.split("_")[1]) / 100
-            model = prune_filters(start_model, amount=amount, criterion="bn_gamma")
+            model = prune_filters(
+                start_model, amount=amount, criterion="bn_gamma", round_to=args.round_to
+            )
             info["filters"] = {
                 r["layer"]: [r["filters_before"], r["filters_after"]]
                 for r in filter_pruning_report(start_model, model)
@@ -322,6 +331,7 @@ def main(argv=None) -> dict:
             "epochs": args.finetune_epochs,
             "steps_per_epoch": steps,
             "learning_rate": args.finetune_lr,
+            "structured_round_to": args.round_to,
         },  # fmt: skip
         "variants": variants,
         "target": target,
