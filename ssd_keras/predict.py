@@ -492,7 +492,11 @@ def _open_writer(out_path: Path, fps: float, frames: list) -> cv2.VideoWriter:
     ``frames``."""
     fourcc = cv2.VideoWriter_fourcc(*_FOURCC.get(out_path.suffix.lower(), "mp4v"))
     size = (frames[0].shape[1], frames[0].shape[0])
-    writer = cv2.VideoWriter(str(out_path), fourcc, max(1.0, float(fps)), size)
+    # MPEG-4 stores the rate as a fraction with a 16-bit time base: OpenCV cannot open the writer
+    # for a measured rate such as 729.77 FPS (and most other two-decimal rates above ~100), while
+    # one decimal always fits up to 1000 FPS, more than any camera delivers.
+    rate = round(min(max(1.0, float(fps)), 1000.0), 1)
+    writer = cv2.VideoWriter(str(out_path), fourcc, rate, size)
     if not writer.isOpened():
         raise ValueError(f"{out_path}: OpenCV cannot write this video format")
     for frame in frames:

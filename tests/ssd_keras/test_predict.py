@@ -70,3 +70,22 @@ def test_collect_inputs(tmp_path):
         collect_inputs([folder / "notes.txt"])
     with pytest.raises(FileNotFoundError, match="missing.jpg"):
         collect_inputs([tmp_path / "missing.jpg"])
+
+
+@pytest.mark.parametrize("fps, expected", [(729.7671, 729.8), (100_000.0, 1000.0), (0.2, 1.0)])
+def test_video_writer_accepts_any_measured_rate(tmp_path, fps, expected):
+    """A camera's video is written at its measured rate. OpenCV could not open an MPEG-4 writer
+    at 729.7671 FPS (the rate is a fraction with a 16-bit time base; the CLI test failed this way
+    in CI) nor above ~65,000 FPS, so the rate is rounded to one decimal and kept in [1, 1000]."""
+    import cv2
+    import numpy as np
+
+    from ssd_keras.predict import _open_writer
+
+    frames = [np.full((48, 64, 3), 40 * i, np.uint8) for i in range(3)]
+    writer = _open_writer(tmp_path / "fast.mp4", fps, frames)
+    writer.release()
+    capture = cv2.VideoCapture(str(tmp_path / "fast.mp4"))
+    assert capture.get(cv2.CAP_PROP_FPS) == pytest.approx(expected, abs=0.01)
+    assert int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) == 3
+    capture.release()
