@@ -390,7 +390,7 @@ class UpdatePruningStep(keras.callbacks.Callback):
 
     def __init__(self):
         super().__init__()
-        self.step = 0
+        self.step: int | None = 0
         self._wrappers: list[PruneLowMagnitude] = []
         self._lazy = False
 
@@ -409,11 +409,18 @@ class UpdatePruningStep(keras.callbacks.Callback):
         if not all(w.built for w in self._wrappers):
             raise ValueError("UpdatePruningStep: the pruned model must be built before fit().")
         self._lazy = hasattr(self.model, "jax_state_sync")
+        # The step is read at the first batch, not here: `BackupAndRestore` restores the wrappers
+        # in its own on_train_begin, which may run after this one (reading here restarted a
+        # resumed schedule at step 0 and re-opened its masks).
+        self.step = None
+
+    def _read_step(self) -> int:
         self._sync()
-        last = max(int(ops.convert_to_numpy(w.pruning_step)) for w in self._wrappers)
-        self.step = last + 1
+        return max(int(ops.convert_to_numpy(w.pruning_step)) for w in self._wrappers) + 1
 
     def on_train_batch_begin(self, batch, logs=None):
+        if self.step is None:
+            self.step = self._read_step()
         due = []
         for wrapper in self._wrappers:
             update, sparsity = wrapper.pruning_schedule(self.step)
@@ -433,7 +440,7 @@ class UpdatePruningStep(keras.callbacks.Callback):
         self.step += 1
 
     def on_epoch_end(self, epoch, logs=None):
-        if self._lazy:
+        if self._lazy and self.step is not None:
             self._sync()
             for wrapper in self._wrappers:
                 wrapper.pruning_step.assign(self.step - 1)

@@ -290,13 +290,13 @@ def train(
     monitor = "val_loss" if val_set is not None else "loss"
 
     callbacks = [DatasetEpoch(train_set), *extra_callbacks]
-    pruning_step = None
     if pruned:
         from model_optimization import UpdatePruningStep
 
         if not any(isinstance(c, UpdatePruningStep) for c in callbacks):
-            pruning_step = _pruning_step_callback()
-            callbacks.insert(1, pruning_step)
+            # Before the backup, so the masks it saves are those of the finished batch; the
+            # callback reads the schedule's step at the first batch, after the backup restored it.
+            callbacks.insert(1, UpdatePruningStep())
     if lr_schedule == "ssd300":
         # The notebook's steps (x0.1 at epoch 80, x0.01 at 100), relative to the initial rate.
         base = learning_rate
@@ -328,10 +328,6 @@ def train(
         callbacks.append(keras.callbacks.TensorBoard(log_dir=str(out_dir / "tensorboard")))
     backup = TrainingBackup(out_dir / BACKUP_DIR, callbacks=callbacks)
     callbacks.append(backup)
-    if pruning_step is not None:
-        # Reads the last pruning step from the wrappers once the backup is restored (a resumed
-        # run continues the schedule instead of restarting it at step 0).
-        callbacks.append(_OnTrainBegin(pruning_step.start))
 
     if resume:
         # BackupAndRestore sets the initial epoch only in on_train_begin; the dataset must know
@@ -412,32 +408,6 @@ class FixedStepsDataset(keras.utils.PyDataset):
         with self._lock:
             self.base.set_epoch(position // n_batches)
             return self.base[position % n_batches]
-
-
-def _pruning_step_callback():
-    """`UpdatePruningStep` whose start-of-training step lookup is deferred to `start`."""
-    from model_optimization import UpdatePruningStep
-
-    class PruningStepAfterRestore(UpdatePruningStep):
-        # `UpdatePruningStep.on_train_begin` reads the step stored in the wrappers; it must run
-        # after `BackupAndRestore.on_train_begin` restored them, i.e. after the backup in the
-        # callback list, while its batch/epoch hooks must run before the backup saves.
-        def on_train_begin(self, logs=None):
-            pass
-
-        def start(self, logs=None):
-            super().on_train_begin(logs)
-
-    return PruningStepAfterRestore()
-
-
-class _OnTrainBegin(keras.callbacks.Callback):
-    def __init__(self, function):
-        super().__init__()
-        self.function = function
-
-    def on_train_begin(self, logs=None):
-        self.function(logs)
 
 
 def _load_initial_model(path: Path, strategy) -> keras.Model:

@@ -252,6 +252,38 @@ def test_resume_after_save_load_continues_the_schedule(helpers, conv_data, tmp_p
         assert abs(value - 0.8) <= 0.01
 
 
+def test_resume_with_backup_and_restore_listed_after_the_callback(helpers, conv_data, tmp_path):
+    """BackupAndRestore restores the wrappers (and their step) in its own on_train_begin. Listed
+    after UpdatePruningStep, that runs second; the callback used to read the step first, so the
+    resumed run restarted the schedule at step 0 and its step-0 update re-opened the masks."""
+    schedule = PolynomialDecay(0.0, 0.8, begin_step=0, end_step=16, frequency=8)
+    x, y = conv_data
+    backup = str(tmp_path / "backup")
+
+    class StopAfterFirstEpoch(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            if epoch == 1:
+                raise KeyboardInterrupt  # an interrupted run: the backup holds epochs 0-1
+
+    def run(model, epochs, extra=()):
+        model.compile(optimizer=keras.optimizers.Adam(1e-2), loss="mse")
+        callbacks = [UpdatePruningStep(), keras.callbacks.BackupAndRestore(backup), *extra]
+        model.fit(x, y, batch_size=8, epochs=epochs, verbose=0, shuffle=False, callbacks=callbacks)
+
+    keras.utils.set_random_seed(0)
+    first = prune_low_magnitude(helpers.small_conv_model(), schedule)
+    with pytest.raises(KeyboardInterrupt):
+        run(first, epochs=3, extra=[StopAfterFirstEpoch()])  # steps 0..15: updates at 0 and 8
+    assert all(abs(v - 0.7) <= 0.01 for v in _kernel_sparsities(first).values())
+
+    keras.utils.set_random_seed(0)
+    resumed = prune_low_magnitude(helpers.small_conv_model(), schedule)
+    run(resumed, epochs=3)  # restored at epoch 2: steps 16..23, the update at 16 (0.8)
+    assert int(_np(pruning_wrappers(resumed)[0].pruning_step)) == 23
+    for value in _kernel_sparsities(resumed).values():
+        assert abs(value - 0.8) <= 0.01
+
+
 def test_callback_refuses_a_model_without_wrappers(helpers, conv_data):
     with pytest.raises(ValueError, match="no PruneLowMagnitude"):
         _fit(helpers.small_conv_model(), conv_data, epochs=1)
