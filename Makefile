@@ -12,7 +12,7 @@ PYTEST_ARGS ?= -n 2
 # The Keras parts (layers, models, loss) also run on JAX.
 JAX_TESTS ?= tests/keras_layers tests/models tests/keras_loss_function
 
-.PHONY: install test test-jax test-all lint format
+.PHONY: install test test-jax test-slow test-all lint format
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +30,11 @@ test: install
 
 test-jax: install
 	KERAS_BACKEND=jax $(PY) -m pytest $(PYTEST_ARGS) $(JAX_TESTS)
+
+# The slow tests alone (all chains on all real images, SSD300/512 weight sampling, inference-mode
+# export, two-process JAX training, int8 mAP on the demo data; about 5 minutes on 2 cores).
+test-slow: install
+	$(PY) -m pytest $(PYTEST_ARGS) -m slow
 
 test-all: install
 	$(PY) -m pytest $(PYTEST_ARGS) -m ''

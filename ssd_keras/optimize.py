@@ -280,9 +280,9 @@ def export_run(
     """Exports a run's model with `model_optimization.export` and copies its ``config.json``.
 
     The training-mode graph is exported (raw ``(batch, n_anchors, n_classes + 1 + 12)``
-    predictions; ONNX cannot hold the decode layer, and one graph for every format keeps
-    ``predict``/``evaluate`` identical across them): decode with the runner's
-    ``predict_decoded`` or `ssd_keras.predict.Predictor`.
+    predictions; one graph for every format keeps ``predict``/``evaluate`` identical across
+    them): decode with the runner's ``predict_decoded`` or `ssd_keras.predict.Predictor`. (To
+    export an inference-mode model with its decode layer, call `model_optimization.export`.)
 
     Args:
         run: run folder or ``.keras`` file.
