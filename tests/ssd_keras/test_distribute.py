@@ -60,23 +60,24 @@ print(json.dumps({
 """
 
 
+def _images_with_two_boxes(tiny_shapes, n: int) -> tuple[list[str], list[list]]:
+    """The first ``n`` training images of the tiny dataset with at least two boxes: their paths
+    and their labels as lists (JSON for the subprocesses)."""
+    from ssd_keras.data import load_voc
+
+    dataset = load_voc(tiny_shapes["root"], "train", tiny_shapes["classes"])
+    indices = [i for i, y in enumerate(dataset.labels) if len(y) >= 2][:n]
+    assert len(indices) == n
+    return [dataset.filenames[i] for i in indices], [dataset.labels[i].tolist() for i in indices]
+
+
 def test_mirrored_strategy_on_two_cpu_devices(tiny_shapes, tmp_path):
     if importlib.util.find_spec("tensorflow") is None:
         pytest.skip("tensorflow is not installed")
-    from data_generator.object_detection_2d_data_generator import DataGenerator
-
-    dataset = DataGenerator(verbose=False)
-    dataset.parse_xml(
-        [tiny_shapes["images_dir"]],
-        [tiny_shapes["image_sets"]["train"]],
-        [tiny_shapes["annotations_dir"]],
-        classes=tiny_shapes["classes"],
-        verbose=False,
-    )
-    index = next(i for i, y in enumerate(dataset.labels) if len(y) >= 2)
+    (image,), (labels,) = _images_with_two_boxes(tiny_shapes, 1)
     info = {
-        "image": dataset.filenames[index],
-        "labels": dataset.labels[index].tolist(),
+        "image": image,
+        "labels": labels,
         "classes": tiny_shapes["classes"],
         "out": str(tmp_path),
     }
@@ -178,20 +179,10 @@ def test_jax_data_parallel_on_two_cpu_devices(tiny_shapes, tmp_path):
     """
     if importlib.util.find_spec("jax") is None:
         pytest.skip("jax is not installed")
-    from data_generator.object_detection_2d_data_generator import DataGenerator
-
-    dataset = DataGenerator(verbose=False)
-    dataset.parse_xml(
-        [tiny_shapes["images_dir"]],
-        [tiny_shapes["image_sets"]["train"]],
-        [tiny_shapes["annotations_dir"]],
-        classes=tiny_shapes["classes"],
-        verbose=False,
-    )
-    indices = [i for i, y in enumerate(dataset.labels) if len(y) >= 2][:2]
+    images, labels = _images_with_two_boxes(tiny_shapes, 2)
     info = {
-        "images": [dataset.filenames[i] for i in indices],
-        "labels": [dataset.labels[i].tolist() for i in indices],
+        "images": images,
+        "labels": labels,
         "classes": tiny_shapes["classes"],
         "out": str(tmp_path),
     }
@@ -295,19 +286,7 @@ def test_jax_data_parallel_across_two_processes(tiny_shapes, tmp_path):
 
     if importlib.util.find_spec("jax") is None:
         pytest.skip("jax is not installed")
-    from data_generator.object_detection_2d_data_generator import DataGenerator
-
-    dataset = DataGenerator(verbose=False)
-    dataset.parse_xml(
-        [tiny_shapes["images_dir"]],
-        [tiny_shapes["image_sets"]["train"]],
-        [tiny_shapes["annotations_dir"]],
-        classes=tiny_shapes["classes"],
-        verbose=False,
-    )
-    indices = [i for i, y in enumerate(dataset.labels) if len(y) >= 2][:2]
-    images = [dataset.filenames[i] for i in indices]
-    labels = [dataset.labels[i].tolist() for i in indices]
+    images, labels = _images_with_two_boxes(tiny_shapes, 2)
     with socket.socket() as probe:
         probe.bind(("localhost", 0))
         port = probe.getsockname()[1]
