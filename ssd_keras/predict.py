@@ -442,7 +442,7 @@ def predict_video(
             now = time.perf_counter()
             frame_times.append(now - previous)
             previous = now
-            draw_fps(drawn, len(frame_times) / sum(frame_times), _rate(model_times))
+            draw_fps(drawn, _rate(frame_times), _rate(model_times))
             if writer is not None:
                 writer.write(drawn)
             else:
@@ -450,7 +450,7 @@ def predict_video(
                 # A camera delivers frames as fast as they are processed: its video is written
                 # at the measured rate (over the first frames), so it plays in real time.
                 if not camera or len(pending) >= CAMERA_PACE_FRAMES:
-                    fps = len(frame_times) / sum(frame_times) if camera else source_fps
+                    fps = _rate(frame_times) if camera else source_fps
                     writer = _open_writer(out_path, fps, pending)
                     pending = []
             n_frames += 1
@@ -463,7 +463,7 @@ def predict_video(
         progress.close()
         capture.release()
         if writer is None and pending:
-            writer = _open_writer(out_path, len(frame_times) / sum(frame_times), pending)
+            writer = _open_writer(out_path, _rate(frame_times), pending)
         if writer is not None:
             writer.release()
     if n_frames == 0:
