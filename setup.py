@@ -28,6 +28,8 @@ EXTRAS = {
     "tensorflow": ["tensorflow>=2.16"],
     "jax": ["jax"],
     "export": ["tf2onnx", "onnx", "onnxruntime", "ai-edge-litert"],
+    # OpenVINO IR export/runtime; nncf for its int8 post-training quantisation.
+    "openvino": ["openvino", "nncf"],
     "coco": ["pycocotools"],
     "notebooks": ["jupyter", "nbclient", "nbformat", "ipykernel"],
     # The tests execute the notebooks, so dev carries the notebook runner (not all of jupyter).

@@ -5,13 +5,15 @@
 - `model_optimization.structured`: filter pruning (`prune_filters`, `select_filters`,
   `remove_filters`, `prunable_filters`, `filter_pruning_report`).
 - `model_optimization.export`: `export` to SavedModel / TFLite (float16, int8) / ONNX and the
-  `LiteRTRunner`, `OnnxRunner`, `SavedModelRunner`, `KerasRunner` runners (`load_runner`).
+  `LiteRTRunner`, `OnnxRunner`, `OpenVinoRunner`, `SavedModelRunner`, `KerasRunner` runners
+  (`load_runner`).
 """
 
 from model_optimization.export import (
     KerasRunner,
     LiteRTRunner,
     OnnxRunner,
+    OpenVinoRunner,
     SavedModelRunner,
     export,
     load_runner,
@@ -41,6 +43,7 @@ __all__ = [
     "KerasRunner",
     "LiteRTRunner",
     "OnnxRunner",
+    "OpenVinoRunner",
     "PolynomialDecay",
     "PruneLowMagnitude",
     "SavedModelRunner",

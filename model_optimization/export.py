@@ -1,20 +1,23 @@
-"""Export to SavedModel / TFLite (LiteRT) / ONNX, post-training quantisation, and runners.
+"""Export to SavedModel / TFLite (LiteRT) / ONNX / OpenVINO, post-training quantisation, runners.
 
 ```python
 from model_optimization.export import export, load_runner
 
 export(model, "ssd7.onnx", format="onnx")
+export(model, "ssd7_int8.xml", format="openvino", quantization="int8",   # OpenVINO IR + NNCF
+       representative_data=train_generator)
 export(model, "ssd7_fp16.tflite", format="tflite", quantization="float16")
 export(model, "ssd7_int8.tflite", format="tflite", quantization="int8",
        representative_data=train_generator)        # iterable of images, batches or (x, y)
-runner = load_runner("ssd7_int8.tflite")            # LiteRTRunner / OnnxRunner / ...
+runner = load_runner("ssd7_int8.tflite")            # LiteRTRunner / OnnxRunner / OpenVinoRunner
 y_pred = runner(images)                             # same layout as model.predict(images)
 boxes = runner.predict_decoded(images, confidence_thresh=0.5, img_height=300, img_width=480)
 ```
 
 The TensorFlow backend is needed to export (SavedModel, TFLite and tf2onnx all work from a traced
-TensorFlow graph); this module imports TensorFlow only inside the export functions. Running an
-exported model needs only `ai-edge-litert` or `onnxruntime` (and numpy).
+TensorFlow graph; OpenVINO converts the SavedModel); this module imports TensorFlow only inside
+the export functions. Running an exported model needs only `ai-edge-litert`, `onnxruntime` or
+`openvino` (and numpy); an OpenVINO int8 export also needs `nncf` (the `openvino` extra).
 
 SSD detail: the prediction tensor concatenates class scores, box offsets and the constant anchors
 and variances. Full-integer quantisation would give that concatenation one int8 scale, which
@@ -39,13 +42,19 @@ __all__ = [
     "split_ssd_constants",
     "LiteRTRunner",
     "OnnxRunner",
+    "OpenVinoRunner",
     "SavedModelRunner",
     "KerasRunner",
     "load_runner",
 ]
 
-FORMATS = ("saved_model", "tflite", "onnx")
-QUANTIZATIONS = (None, "float16", "dynamic", "int8")
+FORMATS = ("saved_model", "tflite", "onnx", "openvino")
+QUANTIZATIONS = (None, "float16", "dynamic", "int8", "bf16")
+# What each format can do besides float32 (None).
+FORMAT_QUANTIZATIONS = {"tflite": ("float16", "dynamic", "int8"), "openvino": ("bf16", "int8")}
+_SUFFIXES = {"tflite": ".tflite", "onnx": ".onnx", "openvino": ".xml"}
+# Where an OpenVINO export records its inference precision (the IR itself stays float32).
+_OV_PRECISION_KEY = ["ssd_keras", "inference_precision"]
 _DECODE_LAYERS = ("DecodeDetections", "DecodeDetectionsFast")
 # Names the SSD builders give the layers around the prediction tensor.
 _SSD_CLASSES, _SSD_BOXES, _SSD_ANCHORS = "classes_softmax", "boxes_concat", "anchors_concat"
@@ -136,11 +145,15 @@ def export(
         model: a built Keras model (TensorFlow backend). Inference-mode SSDs keep their decode
             layer in every format (ONNX: checked with `verify_decoder`); use
             `strip_decoder(model)` to export the raw predictions instead.
-        path: output directory (`saved_model`) or file (`.tflite`, `.onnx`).
-        format: `'saved_model'`, `'tflite'` or `'onnx'`.
-        quantization: TFLite only. `None` (float32), `'float16'` (float16 weights),
+        path: output directory (`saved_model`) or file (`.tflite`, `.onnx`, `.xml` for
+            OpenVINO, whose weights go to the `.bin` beside it).
+        format: `'saved_model'`, `'tflite'`, `'onnx'` or `'openvino'`.
+        quantization: `None` (float32) or, TFLite: `'float16'` (float16 weights),
             `'dynamic'` (int8 weights, float activations) or `'int8'` (full-integer
-            post-training quantisation, needs `representative_data`).
+            post-training quantisation, needs `representative_data`); OpenVINO: `'bf16'`
+            (float32 IR run with OpenVINO's bf16 inference precision where the CPU has it,
+            recorded in the IR) or `'int8'` (NNCF post-training quantisation calibrated on
+            `representative_data`, like TFLite's).
         representative_data: iterable of images `(H, W, C)`, batches `(B, H, W, C)` or
             `(x, y)` tuples (a `DataGenerator` batch iterator works), in the model's input
             range; the first `num_calibration_samples` images calibrate the int8 ranges.
@@ -173,23 +186,25 @@ def export(
         raise ValueError(
             f"`quantization` must be one of {QUANTIZATIONS}, received {quantization!r}."
         )
-    if quantization is not None and format != "tflite":
+    if quantization is not None and quantization not in FORMAT_QUANTIZATIONS.get(format, ()):
+        allowed = " or ".join(
+            f"format={f!r}" for f, q in FORMAT_QUANTIZATIONS.items() if quantization in q
+        )
         raise ValueError(
-            f"quantization={quantization!r} is only available with format='tflite', "
+            f"quantization={quantization!r} is only available with {allowed}, "
             f"received format={format!r}."
         )
     if quantization == "int8" and representative_data is None:
         raise ValueError("quantization='int8' needs `representative_data` (an iterable of images).")
     if io_dtype not in ("float32", "int8", "uint8"):
         raise ValueError(f"`io_dtype` must be 'float32', 'int8' or 'uint8', received {io_dtype!r}.")
-    if io_dtype != "float32" and quantization != "int8":
-        raise ValueError(f"io_dtype={io_dtype!r} needs quantization='int8'.")
+    if io_dtype != "float32" and (quantization != "int8" or format != "tflite"):
+        raise ValueError(f"io_dtype={io_dtype!r} needs format='tflite' and quantization='int8'.")
 
     path = Path(path)
-    if format == "tflite" and path.suffix != ".tflite":
-        raise ValueError(f"A TFLite export path must end with '.tflite', received '{path}'.")
-    if format == "onnx" and path.suffix != ".onnx":
-        raise ValueError(f"An ONNX export path must end with '.onnx', received '{path}'.")
+    suffix = _SUFFIXES.get(format)
+    if suffix is not None and path.suffix != suffix:
+        raise ValueError(f"A {format} export path must end with '{suffix}', received '{path}'.")
     path.parent.mkdir(parents=True, exist_ok=True)
 
     constants_file = _constants_path(path)
@@ -217,6 +232,10 @@ def export(
         model.export(str(path), format="onnx", verbose=verbose, opset_version=opset)
         if verify_decoder and _has_decoder(model):
             _check_onnx_decoder(model, path, representative_data)
+    elif format == "openvino":
+        _export_openvino(
+            model, path, quantization, representative_data, num_calibration_samples, verbose
+        )
     else:
         model.export(
             str(path),
@@ -232,6 +251,36 @@ def export(
             ),
         )
     return path
+
+
+def _export_openvino(model, path: Path, quantization, representative_data, num_samples, verbose):
+    """OpenVINO IR of `model` via its SavedModel; int8 by NNCF post-training quantisation."""
+    import tempfile
+
+    try:
+        import openvino as ov
+    except ImportError as e:
+        raise ImportError(
+            "format='openvino' needs `openvino` (pip install 'ssd-keras[openvino]')."
+        ) from e
+    with tempfile.TemporaryDirectory() as folder:
+        model.export(folder, format="tf_saved_model", verbose=verbose)
+        ov_model = ov.convert_model(folder)
+    if quantization == "int8":
+        try:
+            import nncf
+        except ImportError as e:
+            raise ImportError(
+                "format='openvino', quantization='int8' needs `nncf` "
+                "(pip install 'ssd-keras[openvino]')."
+            ) from e
+        samples = _representative_samples(
+            representative_data, int(num_samples), model.inputs[0].shape
+        )
+        ov_model = nncf.quantize(ov_model, nncf.Dataset(samples), subset_size=len(samples))
+    ov_model.set_rt_info("bf16" if quantization == "bf16" else "f32", _OV_PRECISION_KEY)
+    # Weights stay float32 in the file: the precision is chosen when the runner compiles.
+    ov.save_model(ov_model, str(path), compress_to_fp16=False)
 
 
 def _has_decoder(model: keras.Model) -> bool:
@@ -458,6 +507,56 @@ class OnnxRunner(_Runner):
         return self.session.run(None, {self.input_name: images.astype(np.float32)})
 
 
+class OpenVinoRunner(_Runner):
+    """Runs an OpenVINO IR (`.xml` + `.bin`) on the CPU, any batch size.
+
+    OpenVINO picks bf16 by default on CPUs that have it; this runner uses the precision the
+    export recorded (`'f32'`, or `'bf16'` for `quantization='bf16'`), so a float32 export gives
+    float32 results (an int8 export runs its int8 layers in int8 either way).
+
+    Args:
+        path: the `.xml` file (its `.constants.npz` side file is used when present).
+        num_threads: inference threads (`None` = OpenVINO's default, all cores).
+        precision: `'f32'` or `'bf16'` to override the recorded precision (bf16 falls back
+            to f32 on a CPU without bf16 support).
+        device: the OpenVINO device (default `'CPU'`).
+    """
+
+    def __init__(self, path, num_threads: int | None = None, precision=None, device="CPU"):
+        super().__init__(path)
+        try:
+            import openvino as ov
+        except ImportError as e:  # pragma: no cover - depends on the installed extras
+            raise ImportError(
+                "OpenVinoRunner needs `openvino` (pip install 'ssd-keras[openvino]')."
+            ) from e
+        if precision not in (None, "f32", "bf16"):
+            raise ValueError(f"`precision` must be None, 'f32' or 'bf16', received {precision!r}.")
+        core = ov.Core()
+        model = core.read_model(str(self.path))
+        if precision is None:
+            precision = "f32"
+            if model.has_rt_info(_OV_PRECISION_KEY):
+                precision = str(model.get_rt_info(_OV_PRECISION_KEY).astype(str))
+        if precision == "bf16" and "BF16" not in core.get_property(
+            device, "OPTIMIZATION_CAPABILITIES"
+        ):
+            precision = "f32"
+        self.precision = precision
+        config = {"INFERENCE_PRECISION_HINT": precision, "PERFORMANCE_HINT": "LATENCY"}
+        if num_threads:
+            config["INFERENCE_NUM_THREADS"] = int(num_threads)
+        self.compiled = core.compile_model(model, device, config)
+        self.request = self.compiled.create_infer_request()
+        # Outputs in model-output order (output_0, output_1, ...), as for the other runners.
+        names = [o.get_any_name() for o in self.compiled.outputs]
+        self.output_order = sorted(range(len(names)), key=lambda i: _output_key(names[i]))
+
+    def _raw(self, images):
+        self.request.infer([np.ascontiguousarray(images, dtype=np.float32)])
+        return [np.array(self.request.get_output_tensor(i).data) for i in self.output_order]
+
+
 class SavedModelRunner(_Runner):
     """Runs a SavedModel directory written by `export(..., format='saved_model')` (TensorFlow)."""
 
@@ -495,15 +594,19 @@ class KerasRunner(_Runner):
 
 
 def load_runner(path, **kwargs) -> _Runner:
-    """A runner chosen by the file: `.tflite` -> LiteRT, `.onnx` -> ONNX Runtime, `.keras`/`.h5`
-    -> Keras, a directory -> SavedModel. `kwargs` go to the runner."""
+    """A runner chosen by the file: `.tflite` -> LiteRT, `.onnx` -> ONNX Runtime, `.xml` ->
+    OpenVINO, `.keras`/`.h5` -> Keras, a directory -> SavedModel. `kwargs` go to the runner."""
     path = Path(path)
     if path.suffix == ".tflite":
         return LiteRTRunner(path, **kwargs)
     if path.suffix == ".onnx":
         return OnnxRunner(path, **kwargs)
+    if path.suffix == ".xml":
+        return OpenVinoRunner(path, **kwargs)
     if path.suffix in (".keras", ".h5"):
         return KerasRunner(path)
     if path.is_dir():
         return SavedModelRunner(path, **kwargs)
-    raise ValueError(f"Cannot tell which runtime runs '{path}' (expected .tflite, .onnx, .keras).")
+    raise ValueError(
+        f"Cannot tell which runtime runs '{path}' (expected .tflite, .onnx, .xml, .keras)."
+    )
