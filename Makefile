@@ -3,8 +3,7 @@
 PYTHON ?= python3
 VENV ?= .venv
 # Everything the test suite exercises: TensorFlow (CPU), JAX, pycocotools and the export runtimes
-# (LiteRT, ONNX Runtime, OpenVINO + NNCF)
-# (dev brings pytest, ruff and the notebook runner).
+# (LiteRT, ONNX Runtime, OpenVINO + NNCF); dev brings pytest, ruff and the notebook runner.
 EXTRAS ?= cpu,dev,jax,coco,export,openvino
 comma := ,
 PY := $(VENV)/bin/python
