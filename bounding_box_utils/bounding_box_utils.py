@@ -84,8 +84,10 @@ def convert_coordinates(
     (the original added it one way only).
 
     Args:
-        tensor: array of shape ``(..., k)`` with ``k >= start_index + 4``.
-        start_index: position of the first box coordinate on the last axis.
+        tensor: array of shape ``(..., k)`` with ``k >= 4``.
+        start_index: position of the first box coordinate on the last axis; negative values
+            count from the end as numpy indices do (``-4``: the last four columns). The four
+            columns ``start_index .. start_index + 3`` must all be valid indices.
         conversion: one of ``'minmax2centroids'``, ``'centroids2minmax'``, ``'corners2centroids'``,
             ``'centroids2corners'``, ``'minmax2corners'``, ``'corners2minmax'``.
         border_pixels: ``'half'``, ``'include'`` or ``'exclude'`` (see the module docstring).
@@ -101,13 +103,8 @@ def convert_coordinates(
     if conversion not in CONVERSIONS:
         raise ValueError(f"conversion must be one of {list(CONVERSIONS)}, got {conversion!r}")
     out = _as_float_array(tensor)
-    if out.ndim == 0 or out.shape[-1] < start_index + 4:
-        raise ValueError(
-            f"tensor needs at least start_index + 4 = {start_index + 4} values on its last axis, "
-            f"got shape {np.shape(tensor)}"
-        )
-    i = start_index
-    source = out[..., i : i + 4].copy()
+    columns = _box_columns(out.shape, start_index)
+    source = out[..., columns].copy()
     source_format, target_format = conversion.split("2")
 
     if source_format == "centroids":
@@ -124,9 +121,26 @@ def convert_coordinates(
         values = (xmin, ymin, xmax, ymax)
     else:
         values = (xmin, xmax, ymin, ymax)
-    for k, value in enumerate(values):
-        out[..., i + k] = value
+    for column, value in zip(columns, values):
+        out[..., column] = value
     return out
+
+
+def _box_columns(shape: tuple, start_index: int) -> list[int]:
+    """The last-axis columns ``start_index, start_index + 1, ..., start_index + 3``.
+
+    As in the original, these are plain numpy indices, so a negative ``start_index`` counts from
+    the end: ``-4`` means the last four columns (the original's own decoder calls it that way).
+    """
+    size = shape[-1] if shape else 0
+    index = int(start_index)
+    if size < 4 or not -size <= index or index + 3 >= size:
+        raise ValueError(
+            f"start_index={start_index!r} needs the four columns start_index .. start_index + 3 "
+            f"on the last axis (size >= 4, -size <= start_index <= size - 4), got shape "
+            f"{tuple(shape)}"
+        )
+    return [index + k for k in range(4)]
 
 
 def _prepare_box_pair(boxes1, boxes2, mode: str) -> tuple[np.ndarray, np.ndarray]:
@@ -141,10 +155,11 @@ def _prepare_box_pair(boxes1, boxes2, mode: str) -> tuple[np.ndarray, np.ndarray
     for name, boxes in (("boxes1", boxes1), ("boxes2", boxes2)):
         if boxes.ndim != 2 or boxes.shape[1] != 4:
             raise ValueError(f"{name} must have shape (n, 4) or (4,), got {boxes.shape}")
-    if mode == "element-wise" and boxes1.shape[0] != boxes2.shape[0]:
+    m, n = boxes1.shape[0], boxes2.shape[0]
+    if mode == "element-wise" and m != n and 1 not in (m, n):
         raise ValueError(
-            "mode='element-wise' needs as many boxes in boxes1 as in boxes2, "
-            f"got {boxes1.shape[0]} and {boxes2.shape[0]}"
+            "mode='element-wise' needs as many boxes in boxes1 as in boxes2, or a single box on "
+            f"one side (broadcast against every box of the other), got {m} and {n}"
         )
     return boxes1, boxes2
 
@@ -179,7 +194,8 @@ def intersection_area(
         boxes2: ``(n, 4)`` or ``(4,)`` boxes in ``coords`` format.
         coords: ``'centroids'``, ``'minmax'`` or ``'corners'``.
         mode: ``'outer_product'`` gives every pair, shape ``(m, n)``; ``'element-wise'`` pairs
-            row i with row i (``m == n``), shape ``(m,)``.
+            row i with row i, shape ``(max(m, n),)``: ``m == n``, or one side holds a single
+            box (``(4,)`` or ``(1, 4)``), which numpy broadcasts against every box of the other.
         border_pixels: ``'half'``, ``'include'`` or ``'exclude'``.
 
     Returns:
@@ -209,7 +225,8 @@ def iou(
         boxes1: ``(m, 4)`` or ``(4,)`` boxes in ``coords`` format.
         boxes2: ``(n, 4)`` or ``(4,)`` boxes in ``coords`` format.
         coords: ``'centroids'``, ``'minmax'`` or ``'corners'``.
-        mode: ``'outer_product'`` -> ``(m, n)``; ``'element-wise'`` -> ``(m,)`` (needs ``m == n``).
+        mode: ``'outer_product'`` -> ``(m, n)``; ``'element-wise'`` -> ``(max(m, n),)`` (needs
+            ``m == n`` or a single box on one side, broadcast as in the original).
         border_pixels: ``'half'``, ``'include'`` or ``'exclude'``.
 
     Returns:

@@ -83,6 +83,29 @@ def anchor_box_sizes(
     return np.array(sizes, dtype=np.float64).reshape(-1, 2)
 
 
+def clip_to_image(corners: np.ndarray, img_height: float, img_width: float) -> np.ndarray:
+    """Clips ``'corners'`` boxes (pixels) to the image in place, exactly as the original.
+
+    An x coordinate ``>= img_width`` becomes ``img_width - 1`` and one ``< 0`` becomes 0 (y
+    likewise with ``img_height``). A value in ``[img_width - 1, img_width)`` is left as it is, so
+    this is not ``np.clip(x, 0, img_width - 1)``: e.g. 299.5 stays 299.5 in a 300-wide image.
+
+    Args:
+        corners: ``(..., 4)`` boxes ``(xmin, ymin, xmax, ymax)`` in pixels, modified in place.
+        img_height: image height in pixels.
+        img_width: image width in pixels.
+
+    Returns:
+        ``corners``.
+    """
+    for columns, size in (([0, 2], img_width), ([1, 3], img_height)):
+        values = corners[..., columns]
+        values[values >= size] = size - 1
+        values[values < 0] = 0
+        corners[..., columns] = values
+    return corners
+
+
 def generate_anchor_boxes_for_layer(
     img_height: int,
     img_width: int,
@@ -111,7 +134,7 @@ def generate_anchor_boxes_for_layer(
             None for ``img_size / feature_map_size``.
         this_offsets: offset of the first centre from the image's top-left corner, in steps: a
             number, a ``(h, w)`` pair, or None for 0.5.
-        clip_boxes: clip boxes to ``[0, img_width - 1] x [0, img_height - 1]`` (pixels).
+        clip_boxes: clip boxes to the image as the original does (see `clip_to_image`).
         normalize_coords: divide x coordinates by ``img_width`` and y by ``img_height``.
         coords: output format, ``'centroids'``, ``'minmax'`` or ``'corners'``.
 
@@ -147,8 +170,7 @@ def generate_anchor_boxes_for_layer(
     boxes = convert_coordinates(boxes, 0, "centroids2corners")
 
     if clip_boxes:
-        boxes[..., [0, 2]] = np.clip(boxes[..., [0, 2]], 0, img_width - 1)
-        boxes[..., [1, 3]] = np.clip(boxes[..., [1, 3]], 0, img_height - 1)
+        clip_to_image(boxes, img_height, img_width)
     if normalize_coords:
         boxes[..., [0, 2]] /= img_width
         boxes[..., [1, 3]] /= img_height

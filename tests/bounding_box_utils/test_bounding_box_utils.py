@@ -231,6 +231,82 @@ def test_zero_area_boxes_give_zero_not_nan():
     np.testing.assert_array_equal(got, [[0.0, 0.0]])
 
 
+CONVERSIONS = [f"{a}2{b}" for a, b in itertools.permutations(COORDS, 2)]
+
+
+@pytest.mark.parametrize("conversion", CONVERSIONS)
+@pytest.mark.parametrize("border_pixels", BORDERS)
+@pytest.mark.parametrize("width", [4, 6, 9])
+def test_negative_start_index_counts_from_the_end(conversion, border_pixels, width):
+    # The original indexes start_index, start_index + 1, ..., + 3, so -4 is the last four columns
+    # (its decode_detections calls it with -4) and the other columns are copied unchanged.
+    rng = np.random.default_rng(8)
+    boxes = from_corners(random_corners(rng, 5), conversion.split("2")[0], border_pixels)
+    tensor = np.concatenate([rng.uniform(size=(5, width - 4)), boxes], axis=1)
+    expected = convert_coordinates(tensor, width - 4, conversion, border_pixels=border_pixels)
+    got = convert_coordinates(tensor, -4, conversion, border_pixels=border_pixels)
+    np.testing.assert_array_equal(got, expected)
+    np.testing.assert_array_equal(got[:, : width - 4], tensor[:, : width - 4])
+    # And on a 3-D tensor (batch, boxes, values), as the decoder has it.
+    batch = np.stack([tensor, tensor[::-1]])
+    np.testing.assert_array_equal(
+        convert_coordinates(batch, -4, conversion, border_pixels=border_pixels),
+        np.stack([expected, expected[::-1]]),
+    )
+
+
+@pytest.mark.parametrize("start_index", [-1, -2, -3])
+def test_start_index_that_wraps_around_picks_the_original_columns(start_index):
+    # The original accepted these too: -2 reads the columns -2, -1, 0, 1 (numpy indices).
+    tensor = np.array([[10.0, 20.0, 30.0, 60.0, 7.0]])
+    columns = [start_index + k for k in range(4)]
+    got = convert_coordinates(tensor, start_index, "corners2centroids")
+    xmin, ymin, xmax, ymax = tensor[0, columns]
+    np.testing.assert_array_equal(
+        got[0, columns], [(xmin + xmax) / 2, (ymin + ymax) / 2, xmax - xmin, ymax - ymin]
+    )
+    untouched = [c for c in range(5) if c not in {k % 5 for k in columns}]
+    np.testing.assert_array_equal(got[0, untouched], tensor[0, untouched])
+
+
+@pytest.mark.parametrize("start_index", [-5, 1, 5])
+def test_start_index_outside_the_last_axis_raises(start_index):
+    with pytest.raises(ValueError, match="start_index"):
+        convert_coordinates(np.zeros((2, 4)), start_index, "corners2centroids")
+
+
+@pytest.mark.parametrize("coords", COORDS)
+@pytest.mark.parametrize("border_pixels", BORDERS)
+@pytest.mark.parametrize("single_shape", [(4,), (1, 4)])
+def test_element_wise_broadcasts_a_single_box_on_either_side(coords, border_pixels, single_shape):
+    # The original turns a (4,) box into (1, 4) and lets numpy broadcast it against (n, 4).
+    rng = np.random.default_rng(9)
+    many = from_corners(np.round(random_corners(rng, 7)), coords, border_pixels)
+    one = from_corners(np.round(random_corners(rng, 1)), coords, border_pixels)
+    expected = iou(many, np.repeat(one, 7, axis=0), coords, "element-wise", border_pixels)
+    single = one.reshape(single_shape)
+    left = iou(single, many, coords=coords, mode="element-wise", border_pixels=border_pixels)
+    right = iou(many, single, coords=coords, mode="element-wise", border_pixels=border_pixels)
+    assert left.shape == right.shape == (7,)
+    np.testing.assert_array_equal(right, expected)
+    np.testing.assert_allclose(left, expected, atol=1e-15)
+    # Each entry is the IoU of that box with the single one (the outer product's column).
+    np.testing.assert_allclose(
+        right, iou(many, one, coords=coords, border_pixels=border_pixels)[:, 0], atol=1e-15
+    )
+    areas = intersection_area(single, many, coords, "element-wise", border_pixels)
+    np.testing.assert_allclose(
+        areas, intersection_area(many, one, coords, border_pixels=border_pixels)[:, 0]
+    )
+
+
+def test_element_wise_iou_of_one_box_with_several_by_hand():
+    # [0, 0, 10, 10] against itself (1), a half-overlapping box (50 / 150) and a far box (0).
+    boxes = np.array([[0, 0, 10, 10], [5, 0, 15, 10], [20, 20, 30, 30]])
+    got = iou(np.array([0, 0, 10, 10]), boxes, coords="corners", mode="element-wise")
+    np.testing.assert_allclose(got, [1.0, 1 / 3, 0.0])
+
+
 # ---------------------------------------------------------------- errors
 
 

@@ -111,3 +111,23 @@ def test_unknown_feature_map_size_is_a_clear_error():
     inputs = keras.Input((None, None, 3))
     with pytest.raises(ValueError, match="feature-map height and width"):
         AnchorBoxes(**SSD300_CONV4_3)(inputs)
+
+
+def test_clip_boxes_as_the_original():
+    # An 80 x 80 box centred at (59.7, 40) of an 80 x 100 image: x 19.7 .. 99.7, y 0 .. 80. The
+    # original moves only values >= the side (y 80 -> 79) and keeps x 99.7 in the last pixel.
+    layer = AnchorBoxes(
+        img_height=80,
+        img_width=100,
+        this_scale=1.0,
+        next_scale=1.0,
+        aspect_ratios=[1.0],
+        two_boxes_for_ar1=False,
+        this_steps=(80, 100),
+        this_offsets=(0.5, 0.597),
+        clip_boxes=True,
+        coords="corners",
+        normalize_coords=True,
+    )
+    output = keras.ops.convert_to_numpy(layer(np.zeros((1, 1, 1, 3), "float32")))
+    np.testing.assert_allclose(output[0, 0, 0, 0, :4], [0.197, 0.0, 0.997, 79 / 80], atol=1e-6)

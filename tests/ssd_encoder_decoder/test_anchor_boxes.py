@@ -6,6 +6,7 @@ import pytest
 from bounding_box_utils import convert_coordinates
 from ssd_encoder_decoder.anchor_boxes import (
     anchor_box_sizes,
+    clip_to_image,
     generate_anchor_boxes_for_layer,
     generate_anchors,
     n_boxes_per_location,
@@ -183,6 +184,45 @@ def test_clip_boxes_keeps_every_corner_inside_the_image():
         300, 400, (3, 3), 0.9, 1.0, [1.0, 2.0, 0.5], normalize_coords=False, coords="corners"
     )
     assert unclipped[..., 0].min() < 0  # the clip did something
+
+
+def test_clip_to_image_moves_only_what_the_original_moves():
+    # The original: x >= W -> W - 1, x < 0 -> 0 (y likewise with H); a value in [W - 1, W) stays.
+    # Image 80 high, 100 wide.
+    corners = np.array(
+        [
+            [-0.5, -1e-9, 99.0, 79.5],  # 99.0 and 79.5 are in [W-1, W) / [H-1, H): unchanged
+            [0.0, 0.0, 99.999, 80.0],  # 80.0 == H -> 79
+            [100.0, 80.0, 150.0, 200.0],  # everything past the border -> W - 1 / H - 1
+            [10.0, 20.0, 30.0, 40.0],  # inside: unchanged
+        ]
+    )
+    clipped = clip_to_image(corners.copy(), img_height=80, img_width=100)
+    np.testing.assert_array_equal(
+        clipped,
+        [[0, 0, 99.0, 79.5], [0, 0, 99.999, 79], [99, 79, 99, 79], [10, 20, 30, 40]],
+    )
+
+
+def test_clip_boxes_leaves_anchor_corners_in_the_last_pixel_alone():
+    # One 99.5 x 99.5 box (scale 1.24375 of min(80, 100) = 80) centred at (50, 40) of an 80 x 100
+    # image: x 0.25 .. 99.75, y -9.75 .. 89.75. The original keeps xmax = 99.75 (< W = 100) and
+    # moves ymin -> 0, ymax -> 79; np.clip(.., 0, W - 1) would have moved xmax to 99.
+    kwargs = dict(
+        img_height=80,
+        img_width=100,
+        feature_map_size=(1, 1),
+        this_scale=1.24375,
+        next_scale=1.3,
+        aspect_ratios=[1.0],
+        two_boxes_for_ar1=False,
+        clip_boxes=True,
+    )
+    corners = generate_anchor_boxes_for_layer(normalize_coords=False, coords="corners", **kwargs)
+    np.testing.assert_allclose(corners[0, 0, 0], [0.25, 0.0, 99.75, 79.0], atol=1e-12)
+    # Clipping comes before normalising and before the conversion to centroids.
+    normalised = generate_anchor_boxes_for_layer(normalize_coords=True, **kwargs)
+    np.testing.assert_allclose(normalised[0, 0, 0], [0.5, 79 / 160, 0.995, 79 / 80], atol=1e-12)
 
 
 def test_n_boxes_per_location():
