@@ -506,15 +506,36 @@ class RandomScale:
         return pack_output(image, as_labels(labels))
 
 
+def _rotate_image_as_original(image: np.ndarray, angle: int) -> np.ndarray:
+    """The original's ``cv2.warpAffine`` rotation by 90/180/270 degrees, computed by indexing.
+
+    Its matrix maps a source point ``(x, y)`` to (90) ``(y, W - x)``, (180) ``(W - x, H - y)``,
+    (270) ``(H - y, x)``; a destination pixel whose source falls outside the image is 0.
+    """
+    turned = np.rot90(image, k=angle // 90)  # (90) ``(y, W - 1 - x)``, and so on: one pixel less
+    out = np.zeros_like(turned)
+    if angle == 90:
+        out[1:] = turned[:-1]
+    elif angle == 180:
+        out[1:, 1:] = turned[:-1, :-1]
+    else:
+        out[:, 1:] = turned[:, :-1]
+    return out
+
+
 class Rotate:
     """Rotates the image counter-clockwise by 90, 180 or 270 degrees.
 
     Box corners map as (90) ``x' = y, y' = W - x``; (180) ``x' = W - x, y' = H - y``; (270)
     ``x' = H - y, y' = x``, with min and max re-ordered. For 90 and 270 the output is ``W x H``.
 
-    The image is rotated losslessly with ``np.rot90``, which is exactly what these box formulas
-    describe. The original used ``cv2.warpAffine`` about ``(W/2, H/2)``, which moves the content
-    one pixel off the boxes and leaves a black first row and/or column (fixed here).
+    The image is transformed exactly as the original's ``cv2.warpAffine`` with its rotation matrix
+    about ``(W/2, H/2)`` (the same mapping as the box formulas, in pixel indices): the destination
+    pixel ``(x', y')`` takes the source pixel the formulas send there, so 90 is ``np.rot90``
+    moved down one row, 180 moved down and right, 270 moved right, with a zero first row and/or
+    column. A block of pixels and its box therefore move together (pixel columns 30..49 of a
+    200-wide image end at 151..170 after 180 degrees, as its box does). Computed by indexing, so it
+    is exact for every dtype and number of channels and does not depend on OpenCV's rounding.
 
     Args:
         angle: 90, 180 or 270.
@@ -529,7 +550,7 @@ class Rotate:
 
     def __call__(self, image, labels=None):
         height, width = image.shape[:2]
-        rotated = np.ascontiguousarray(np.rot90(image, k=self.angle // 90))
+        rotated = _rotate_image_as_original(image, self.angle)
         if labels is None:
             return rotated
         xmin, ymin, xmax, ymax = corner_indices(self.labels_format)

@@ -190,3 +190,37 @@ def test_photometric_distortions_keep_labels_and_size():
 def test_constant_chain_rejects_scale_range_without_one():
     with pytest.raises(ValueError, match="random_scale"):
         DataAugmentationConstantInputSize(random_scale=(1.1, 2.0, 0.5))
+
+
+def test_satellite_chain_rotations_move_a_block_with_its_box():
+    # Only the quarter turns act (no photometric change, no flip, the patch is the square image
+    # give or take a pixel, the resize keeps its size), so after every draw the white block and
+    # its box agree.
+    chain = DataAugmentationSatellite(
+        120,
+        120,
+        random_brightness=(-48, 48, 0.0),
+        random_contrast=(0.5, 1.8, 0.0),
+        random_saturation=(0.5, 1.8, 0.0),
+        random_hue=(18, 0.0),
+        random_flip=0.0,
+        random_rotate=((90, 180, 270), 1.0),
+        min_scale=0.9999,  # patch sides of round(120 * 0.9999..1) = 120 pixels
+        max_scale=1.0,
+        min_aspect_ratio=0.9999,
+        max_aspect_ratio=1.0,
+        rng=4,
+    )
+    image = np.zeros((120, 120, 3), np.uint8)
+    image[20:51, 15:41] = 255  # rows 20..50, columns 15..40
+    labels = np.array([[1, 15, 20, 40, 50]])
+    extents = set()
+    for _ in range(8):
+        out, out_labels = chain(image, labels)
+        ys, xs = np.nonzero(out[..., 0] > 127)
+        extent = (xs.min(), ys.min(), xs.max(), ys.max())
+        np.testing.assert_array_equal(extent, out_labels[0, 1:])
+        extents.add(extent)
+    # Every draw rotated (prob 1), and several angles were drawn (the patch may also move the
+    # content by a pixel, which the box follows too).
+    assert (15, 20, 40, 50) not in extents and len(extents) >= 3
