@@ -178,11 +178,15 @@ class SSDLoss(keras.losses.Loss):
             alpha=self.alpha,
         )
 
-    def compute_loss(self, y_true, y_pred):
-        """Per-item loss ``(batch,)``, the original API (usable as a Keras loss function)."""
-        y_pred = ops.convert_to_tensor(y_pred)
-        y_true = ops.convert_to_tensor(y_true, dtype=y_pred.dtype)
-        return self.call(y_true, y_pred)
+    @property
+    def compute_loss(self):
+        """The original API: ``compute_loss(y_true, y_pred)`` gives the per-item loss ``(batch,)``.
+
+        A Keras loss function (``loss=ssd_loss.compute_loss``, as the original notebooks compile)
+        that, unlike a bound method, is saved with a ``.keras`` model and reloads without
+        ``custom_objects``: a `SSDComputeLoss` holding this loss' configuration.
+        """
+        return SSDComputeLoss(self)
 
     def get_config(self):
         config = super().get_config()
@@ -190,3 +194,34 @@ class SSDLoss(keras.losses.Loss):
             {"neg_pos_ratio": self.neg_pos_ratio, "n_neg_min": self.n_neg_min, "alpha": self.alpha}
         )
         return config
+
+
+@keras.saving.register_keras_serializable(package="ssd_keras")
+class SSDComputeLoss:
+    """``SSDLoss(...).compute_loss``: the per-item SSD loss as a serialisable Keras loss function.
+
+    Calling it is calling the original's bound method: ``(y_true, y_pred) -> (batch,)``. Keras
+    stores a bound method in a model's compile configuration as a bare name that it cannot load
+    again (``TypeError: Expected 'config' to be a dict``); this object stores the loss'
+    configuration instead, so ``keras.models.load_model`` rebuilds it.
+
+    Args:
+        loss: the `SSDLoss` whose per-item value is computed.
+    """
+
+    __name__ = "compute_loss"  # what Keras names the loss (as for the bound method)
+
+    def __init__(self, loss: SSDLoss):
+        self.loss = loss
+
+    def __call__(self, y_true, y_pred):
+        y_pred = ops.convert_to_tensor(y_pred)
+        y_true = ops.convert_to_tensor(y_true, dtype=y_pred.dtype)
+        return self.loss.call(y_true, y_pred)
+
+    def get_config(self):
+        return self.loss.get_config()
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(SSDLoss.from_config(config))
