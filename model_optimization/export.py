@@ -309,20 +309,7 @@ def _check_onnx_decoder(model: keras.Model, path: Path, representative_data) -> 
         images = np.concatenate(_representative_samples(representative_data, 2, (None, *shape)))
     else:
         images = np.random.default_rng(0).uniform(0, 255, (2, *shape)).astype("float32")
-    expected = keras.ops.convert_to_numpy(model(images, training=False))
-    got = runner(images)
-    problem = None
-    if got.shape != expected.shape:
-        problem = f"output shape {got.shape} instead of {expected.shape}"
-    else:
-        counts = [(e[:, 1] > 0).sum() for e in expected], [(g[:, 1] > 0).sum() for g in got]
-        if counts[0] != counts[1]:
-            problem = f"detections per image {counts[1]} instead of {counts[0]}"
-        elif not np.array_equal(got[..., 0], expected[..., 0]):
-            problem = "different class ids"
-        elif not np.allclose(got[..., 1:], expected[..., 1:], rtol=1e-3, atol=1e-3):
-            diff = np.abs(got[..., 1:] - expected[..., 1:]).max()
-            problem = f"scores/boxes differ by up to {diff:.3g}"
+    problem = _decoding_problem(model, images, runner(images))
     if problem is not None:
         path.unlink(missing_ok=True)
         raise ValueError(
@@ -330,6 +317,28 @@ def _check_onnx_decoder(model: keras.Model, path: Path, representative_data) -> 
             f"Runtime ({problem}); '{path}' was deleted. Export `strip_decoder(model)` and "
             "decode with the runner's `predict_decoded`, or use format='tflite'."
         )
+
+
+def _decoding_problem(model: keras.Model, images: np.ndarray, got: np.ndarray) -> str | None:
+    """How `got` (another runtime's output for `images`) differs from `model`'s decoding, if it
+    does beyond near-ties (see `model_optimization.decode_check`)."""
+    from keras_layers.detection_ops import decode_box_offsets
+    from model_optimization.decode_check import decoding_problem
+
+    decoder = model.layers[-1]
+    expected = keras.ops.convert_to_numpy(model(images, training=False))
+    raw = strip_decoder(model)(images, training=False)
+    boxes = decode_box_offsets(
+        raw, decoder.coords, decoder.normalize_coords, decoder.img_height, decoder.img_width
+    )
+    return decoding_problem(
+        expected,
+        got,
+        keras.ops.convert_to_numpy(raw[..., :-12]),
+        keras.ops.convert_to_numpy(boxes),
+        iou_threshold=decoder.iou_threshold,
+        per_class=type(decoder).__name__ == "DecodeDetections",
+    )
 
 
 def _silence_tf2onnx_numpy_warning():
