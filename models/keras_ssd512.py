@@ -78,6 +78,7 @@ def ssd_512(
     top_k=200,
     nms_max_output_size=400,
     return_predictor_sizes=False,
+    backbone_weights=None,
 ):
     """Builds the SSD512 model of Liu et al. (2016), as the original ssd_keras ``ssd_512``.
 
@@ -115,6 +116,13 @@ def ssd_512(
             inference modes.
         return_predictor_sizes: also return the predictor feature-map sizes (for
             `SSDInputEncoder`).
+        backbone_weights: None (random initialisation), ``'imagenet'`` or the path of a
+            ``keras.applications.VGG16(include_top=True)`` weights file: ``conv1_1`` ...
+            ``fc7`` are set from the ImageNet VGG16 the way the SSD authors made
+            ``VGG_ILSVRC_16_layers_fc_reduced`` (`models.backbones.vgg16_fc_reduced`).
+            ``'imagenet'`` makes ``keras.applications`` download the file on first use (needs
+            internet). The weights expect Caffe preprocessing (BGR minus the ImageNet mean),
+            which the default ``subtract_mean``/``swap_channels`` give.
 
     Returns:
         The `keras.Model` (and, with ``return_predictor_sizes``, a ``(7, 2)`` numpy array of
@@ -183,6 +191,10 @@ def ssd_512(
         img_width,
     )
     model = keras.Model(inputs=inputs, outputs=outputs, name="ssd_512")
+    if backbone_weights is not None:
+        from models.backbones import load_vgg16_fc_reduced
+
+        load_vgg16_fc_reduced(model, backbone_weights)
     if return_predictor_sizes:
         return model, predictor_sizes
     return model

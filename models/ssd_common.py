@@ -148,6 +148,7 @@ def ssd_outputs(
     variances,
     coords,
     normalize_coords,
+    head=None,
 ):
     """Predictor heads, anchors and the training-mode output tensor.
 
@@ -157,6 +158,9 @@ def ssd_outputs(
         head_names: per source ``(conf name, loc name, anchors name)``.
         concat_names: ``(conf concat, loc concat, anchors concat, softmax)`` layer names.
         n_classes: number of object classes (without background).
+        head: ``head(source, filters, name) -> tensor``, the predictor head; None: one 3x3
+            convolution named ``name`` (SSD300/SSD512). The last layer of a head carries
+            ``name`` (weights load by name, weight sampling finds ``*_mbox_conf``).
         Other arguments: as in the builders.
 
     Returns:
@@ -165,14 +169,17 @@ def ssd_outputs(
         feature-map sizes.
     """
     n_scores = n_classes + 1
+    if head is None:
+
+        def head(source, filters, name):
+            return conv2d(filters, (3, 3), name, l2_reg, padding="same")(source)
+
     confs, locs, anchors = [], [], []
     # Layer creation order follows the original: all conf heads, then loc heads, then anchors.
     for source, layer, (conf_name, _, _) in zip(sources, layers, head_names):
-        confs.append(
-            conv2d(layer.n_boxes * n_scores, (3, 3), conf_name, l2_reg, padding="same")(source)
-        )
+        confs.append(head(source, layer.n_boxes * n_scores, conf_name))
     for source, layer, (_, loc_name, _) in zip(sources, layers, head_names):
-        locs.append(conv2d(layer.n_boxes * 4, (3, 3), loc_name, l2_reg, padding="same")(source))
+        locs.append(head(source, layer.n_boxes * 4, loc_name))
     for loc, layer, (_, _, anchor_name) in zip(locs, layers, head_names):
         anchors.append(
             AnchorBoxes(
@@ -189,6 +196,7 @@ def ssd_outputs(
                 coords=coords,
                 normalize_coords=normalize_coords,
                 name=anchor_name,
+                dtype="float32",
             )(loc)
         )
     confs = [
@@ -200,15 +208,19 @@ def ssd_outputs(
         for t, names in zip(locs, head_names)
     ]
     anchors = [
-        keras.layers.Reshape((-1, 8), name=f"{names[2]}_reshape")(t)
+        keras.layers.Reshape((-1, 8), name=f"{names[2]}_reshape", dtype="float32")(t)
         for t, names in zip(anchors, head_names)
     ]
     conf_name, loc_name, anchor_name, softmax_name = concat_names
-    conf = keras.layers.Concatenate(axis=1, name=conf_name)(confs)
-    loc = keras.layers.Concatenate(axis=1, name=loc_name)(locs)
-    anchor = keras.layers.Concatenate(axis=1, name=anchor_name)(anchors)
-    conf = keras.layers.Activation("softmax", name=softmax_name)(conf)
-    predictions = keras.layers.Concatenate(axis=2, name="predictions")([conf, loc, anchor])
+    # From here on float32 even under a mixed-precision policy: the anchors need float32's
+    # resolution, and the softmax and the loss its range.
+    conf = keras.layers.Concatenate(axis=1, name=conf_name, dtype="float32")(confs)
+    loc = keras.layers.Concatenate(axis=1, name=loc_name, dtype="float32")(locs)
+    anchor = keras.layers.Concatenate(axis=1, name=anchor_name, dtype="float32")(anchors)
+    conf = keras.layers.Activation("softmax", name=softmax_name, dtype="float32")(conf)
+    predictions = keras.layers.Concatenate(axis=2, name="predictions", dtype="float32")(
+        [conf, loc, anchor]
+    )
     predictor_sizes = np.array([tuple(s.shape[1:3]) for s in sources], dtype=np.int64)
     return predictions, predictor_sizes
 
