@@ -119,6 +119,18 @@ def _add_training_args(parser, fine_tuning: bool = False) -> None:
     parser.add_argument("--quiet", action="store_true", help="one line per epoch")
 
 
+def _add_runtime_arg(parser) -> None:
+    parser.add_argument(
+        "--runtime",
+        choices=("auto", "keras", "litert", "onnxruntime", "openvino"),
+        default="auto",
+        help="for a run folder: auto = the export chosen by 'export --format best' (runtime.json "
+        "in the run, when it belongs to the current model), else Keras; keras = the Keras "
+        "model; litert/onnxruntime/openvino = that runtime's fastest verified export (default "
+        "auto)",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="ssd-keras",
@@ -196,6 +208,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="FILE",
         help="the run's config.json for an exported model (default: config.json beside it)",
     )
+    _add_runtime_arg(p)
     _add_dataset_args(p, "test", with_val=False)
     p.add_argument("--batch-size", type=_positive_int, default=8)
     p.add_argument("--out", metavar="DIR", help="write metrics.json and plots here")
@@ -222,6 +235,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="the run's config.json (classes, input size, decoder settings) for an exported "
         "model (default: config.json beside it)",
     )
+    _add_runtime_arg(p)
     p.add_argument("inputs", nargs="*", metavar="INPUT", help="image files, folders, videos")
     p.add_argument("--video", action="append", default=[], metavar="FILE", help="a video file")
     p.add_argument(
@@ -296,18 +310,26 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser(
         "export",
-        help="export a run to SavedModel, TFLite (float16/int8) or ONNX",
+        help="export a run to SavedModel, TFLite (float16/int8), ONNX or OpenVINO (bf16/int8), "
+        "or pick the fastest runtime that agrees with Keras (--format best)",
         description="Exports the run's training-mode graph (raw predictions; predict and "
         "evaluate decode them in numpy) and copies config.json beside the file, so 'predict "
         "--run FILE' works. TensorFlow backend. int8 calibrates on images of a dataset "
-        "(dataset options as train; default: the run's training data).",
+        "(dataset options as train; default: the run's training data). --format best exports "
+        "to every installed runtime and precision (into --out, default RUN/exports), keeps "
+        "those whose detections on the dataset's images agree with the Keras model (same "
+        "class, IoU >= 0.7 for confidence >= 0.5), times them and records the fastest in "
+        "RUN/runtime.json, which 'predict'/'evaluate --runtime auto' then use.",
     )
     p.add_argument("--run", required=True, metavar="PATH", help="run folder or .keras file")
-    p.add_argument("--format", required=True, choices=("saved_model", "tflite", "onnx"))
+    p.add_argument(
+        "--format", required=True, choices=("saved_model", "tflite", "onnx", "openvino", "best")
+    )
     p.add_argument(
         "--quantization",
-        choices=("float16", "dynamic", "int8"),
-        help="TFLite only: float16 weights, dynamic-range int8 weights, or full-integer int8",
+        choices=("float16", "dynamic", "int8", "bf16"),
+        help="TFLite: float16 weights, dynamic-range int8 weights, or full-integer int8; "
+        "OpenVINO: bf16 (inference precision) or int8 (NNCF)",
     )
     p.add_argument(
         "--io-dtype",
@@ -325,11 +347,53 @@ def build_parser() -> argparse.ArgumentParser:
     _add_dataset_args(p, "train", with_val=False, purpose=" for int8 calibration")
     p.add_argument(
         "--out",
-        required=True,
         metavar="PATH",
-        help="FILE.tflite, FILE.onnx, or a folder for saved_model",
+        help="FILE.tflite, FILE.onnx, FILE.xml (openvino), or a folder for saved_model and best "
+        "(best: default RUN/exports)",
     )
     p.add_argument("--overwrite", action="store_true", help="replace existing files")
+
+    for name, text in (
+        (
+            "inspect",
+            "Dataset statistics (boxes per class, box sizes and aspect ratios in the model's "
+            "input pixels, images without boxes, bad items) and how the model's anchors cover "
+            "the boxes (best IoU per box, fraction matched overall, per class and per size). "
+            "Writes OUT/inspect.json, box_shapes.png, best_iou.png, coverage_by_size.png.",
+        ),
+        (
+            "anchors",
+            "Fits the anchor scales and aspect ratios of the model's predictor layers to the "
+            "dataset's boxes (k-means on box shapes, then a search maximising the boxes matched "
+            "at the encoder's IoU threshold), keeping the boxes per location. Never covers "
+            "fewer boxes than the defaults, overall or per size. Writes --out (anchors.json) "
+            "for 'train --anchors' and a coverage plot beside it.",
+        ),
+    ):
+        p = sub.add_parser(name, help=text.split(". ")[0].lower(), description=text)
+        _add_dataset_args(p, "train", with_val=False)
+        p.add_argument("--model", choices=("ssd7", "ssd300", "ssd512"), default="ssd7")
+        p.add_argument(
+            "--image-size",
+            type=_positive_int,
+            nargs=2,
+            metavar=("H", "W"),
+            help="model input size (default: ssd7 300 480, ssd300 300 300, ssd512 512 512)",
+        )
+        p.add_argument(
+            "--iou",
+            type=_fraction,
+            help="matching IoU (default: the encoder's pos_iou_threshold, 0.5)",
+        )
+        if name == "inspect":
+            p.add_argument(
+                "--anchors", metavar="FILE", help="inspect the anchors of an anchors.json"
+            )
+            p.add_argument("--out", default="inspect", metavar="DIR", help="output folder")
+        else:
+            p.add_argument("--out", required=True, metavar="FILE", help="anchors.json to write")
+            p.add_argument("--seed", type=int, default=0, help="k-means seed (0)")
+            p.add_argument("--overwrite", action="store_true", help="replace --out")
 
     p = sub.add_parser(
         "demo",
@@ -685,6 +749,16 @@ def cmd_train(args) -> int:
     return 0
 
 
+def _runtime_path(args) -> Path:
+    """The model file ``--run`` with ``--runtime`` runs (`ssd_keras.runtime.resolve_runtime`)."""
+    from ssd_keras.runtime import resolve_runtime
+
+    try:
+        return resolve_runtime(args.run, args.runtime)
+    except ValueError as error:
+        raise CLIError(str(error)) from None
+
+
 def cmd_evaluate(args) -> int:
     # Without --classes and classes.txt, the model's own class list is used.
     kind = _check_dataset_args(args, classes_known=True)
@@ -693,7 +767,7 @@ def cmd_evaluate(args) -> int:
     from ssd_keras.evaluate import evaluate, summary
     from ssd_keras.predict import load_model
 
-    model, config = load_model(args.run, args.config)
+    model, config = load_model(_runtime_path(args), args.config)
     default = None
     if kind == "voc" and not (Path(args.data) / "classes.txt").is_file():
         default = config.classes
@@ -741,7 +815,7 @@ def cmd_predict(args) -> int:
     except (FileNotFoundError, ValueError) as error:
         raise CLIError(str(error)) from None
     videos += [Path(v) for v in args.video]
-    model, config = load_model(args.run, args.config)
+    model, config = load_model(_runtime_path(args), args.config)
     predictor = Predictor(model, config, args.confidence, args.nms_iou)
     out = Path(args.out)
     if images:
@@ -840,16 +914,22 @@ def cmd_export(args) -> int:
     run = Path(args.run)
     if not run.exists():
         raise CLIError(f"--run: not found: {run}")
+    if args.format == "best":
+        return _export_best(args, run)
+    if args.out is None:
+        raise CLIError(f"--out is required with --format {args.format}")
     out = Path(args.out)
-    suffix = {"tflite": ".tflite", "onnx": ".onnx"}.get(args.format)
+    suffix = {"tflite": ".tflite", "onnx": ".onnx", "openvino": ".xml"}.get(args.format)
     if suffix and out.suffix != suffix:
         raise CLIError(f"--out: a {args.format} export is a {suffix} file, got {out}")
-    if args.format == "saved_model" and out.suffix in (".tflite", ".onnx", ".keras"):
+    if args.format == "saved_model" and out.suffix in (".tflite", ".onnx", ".xml", ".keras"):
         raise CLIError(f"--out: a saved_model export is a folder, got {out}")
-    if args.quantization and args.format != "tflite":
-        raise CLIError(f"--quantization {args.quantization} needs --format tflite")
-    if args.io_dtype != "float32" and args.quantization != "int8":
-        raise CLIError(f"--io-dtype {args.io_dtype} needs --quantization int8")
+    allowed = {"tflite": ("float16", "dynamic", "int8"), "openvino": ("bf16", "int8")}
+    if args.quantization and args.quantization not in allowed.get(args.format, ()):
+        formats = " or ".join(f for f, q in allowed.items() if args.quantization in q)
+        raise CLIError(f"--quantization {args.quantization} needs --format {formats}")
+    if args.io_dtype != "float32" and (args.quantization != "int8" or args.format != "tflite"):
+        raise CLIError(f"--io-dtype {args.io_dtype} needs --format tflite --quantization int8")
     if out.exists() and not args.overwrite:
         raise CLIError(f"--out: {out} exists; add --overwrite to replace it")
     kind = None
@@ -888,6 +968,48 @@ def cmd_export(args) -> int:
         f"({result['size_bytes'] / 1e6:.2f} MB); run configuration: {result['config']}; "
         f"max |exported - Keras| on {result['n_check']} test images: {result['max_abs_diff']:.2e}"
     )
+    return 0
+
+
+def _export_best(args, run: Path) -> int:
+    if args.quantization or args.io_dtype != "float32":
+        raise CLIError("--format best tries every precision itself; drop --quantization/--io-dtype")
+    import keras
+
+    if keras.backend.backend() != "tensorflow":
+        raise CLIError(
+            f"export needs the TensorFlow backend (KERAS_BACKEND=tensorflow), running "
+            f"{keras.backend.backend()!r}"
+        )
+    # The run's training data (or the dataset given) calibrates int8 and checks agreement.
+    _dataset_from_run(args, run, "--format best (calibration and check images)")
+    kind = _check_dataset_args(args, classes_known=True)
+    from ssd_keras.predict import load_run
+    from ssd_keras.runtime import CHOICE_FILE, export_best
+
+    config = load_run(run)[1]
+    dataset = _load_dataset(args, kind, default_classes=config.classes)[0]
+    folder = run if run.is_dir() else run.parent
+    record = export_best(
+        run, args.out, calibration_data=dataset, num_calibration_samples=args.num_calibration
+    )
+    print(f"Keras: {record['keras_median_ms']:.1f} ms per image")
+    for row in record["candidates"]:
+        if "error" in row:
+            print(f"{row['runtime']:<12} {row['precision']:<8} not exported: {row['error']}")
+            continue
+        verdict = "agrees" if row["agree"] else f"{row['unmatched']} unmatched detection(s)"
+        print(f"{row['runtime']:<12} {row['precision']:<8} {row['median_ms']:8.1f} ms  {verdict}")
+    chosen = record["chosen"]
+    if chosen is None:
+        print(
+            f"no export is faster than Keras and agrees with it; recorded in {folder / CHOICE_FILE}"
+        )
+    else:
+        print(
+            f"chosen: {chosen['runtime']} {chosen['precision']} ({folder / chosen['path']}); "
+            f"recorded in {folder / CHOICE_FILE}"
+        )
     return 0
 
 

@@ -286,9 +286,10 @@ def export_run(
 
     Args:
         run: run folder or ``.keras`` file.
-        out: ``.tflite`` / ``.onnx`` file, or the SavedModel folder.
-        format: ``'saved_model'``, ``'tflite'`` or ``'onnx'``.
-        quantization: TFLite only: None, ``'float16'``, ``'dynamic'`` or ``'int8'``.
+        out: ``.tflite`` / ``.onnx`` / ``.xml`` (OpenVINO) file, or the SavedModel folder.
+        format: ``'saved_model'``, ``'tflite'``, ``'onnx'`` or ``'openvino'``.
+        quantization: None; TFLite: ``'float16'``, ``'dynamic'`` or ``'int8'``; OpenVINO:
+            ``'bf16'`` or ``'int8'``.
         calibration_data: a `DataGenerator` whose images calibrate ``'int8'``.
         num_calibration_samples: calibration images.
         io_dtype: ``'int8'`` only: ``'float32'``, ``'uint8'`` or ``'int8'``.

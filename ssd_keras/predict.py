@@ -1,8 +1,9 @@
 """Detection on images, folders, video files and cameras; draws the boxes, measures FPS.
 
 Models: a training run folder or ``.keras`` file (`load_run`), or a model exported with
-``python -m ssd_keras export`` (``.tflite``, ``.onnx``, a SavedModel folder) run by
-`model_optimization.load_runner`, with the run's ``config.json`` beside it (`load_model`).
+``python -m ssd_keras export`` (``.tflite``, ``.onnx``, OpenVINO ``.xml``, a SavedModel folder)
+run by `model_optimization.load_runner`, with the run's ``config.json`` beside it
+(`load_model`).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import numpy as np
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg")
 _FOURCC = {".avi": "MJPG", ".mp4": "mp4v", ".m4v": "mp4v", ".mov": "mp4v", ".mkv": "MJPG"}
-EXPORTED_SUFFIXES = (".tflite", ".onnx")
+EXPORTED_SUFFIXES = (".tflite", ".onnx", ".xml")
 CAMERA_PACE_FRAMES = 10  # frames timed before a camera's output video is opened
 
 
@@ -66,7 +67,8 @@ def load_run(path):
 
 
 def is_exported(path) -> bool:
-    """Whether ``path`` is an exported model (``.tflite``, ``.onnx`` or a SavedModel folder)."""
+    """Whether ``path`` is an exported model (``.tflite``, ``.onnx``, ``.xml`` or a SavedModel
+    folder)."""
     path = Path(path)
     return path.suffix in EXPORTED_SUFFIXES or (path / "saved_model.pb").is_file()
 
@@ -107,7 +109,8 @@ def load_model(path, config=None):
 
     Args:
         path: a run folder or ``.keras`` file (see `load_run`), or an exported ``.tflite`` /
-            ``.onnx`` file or SavedModel folder (run by `model_optimization.load_runner`).
+            ``.onnx`` / OpenVINO ``.xml`` file or SavedModel folder (run by
+            `model_optimization.load_runner`).
         config: a ``config.json`` (or the run folder holding it) to use instead of the one
             found beside the model; needed for an exported model without one.
 
