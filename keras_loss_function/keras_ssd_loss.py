@@ -11,6 +11,10 @@ difference): softmax log loss on the positives and on the hardest negatives, plu
 smooth L1 on the positives' offsets, divided by the number of positives. Hard negative mining is
 pooled over the whole batch as in the original ssd_keras (Caffe mines per image); this is kept
 on purpose so that trained numbers carry over, see `hard_negative_mask`.
+
+``classification='focal'`` replaces the class term by the focal loss of Lin et al. 2017
+(`focal_class_loss`) over every non-neutral anchor, without hard negative mining, still divided
+by the number of positives.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import keras
 from keras import ops
 
 _CLASS_EPSILON = 1e-15  # predictions are clipped here before the log, as in the original
+CLASSIFICATIONS = ("softmax", "focal")
 
 
 def smooth_l1_loss(y_true, y_pred):
@@ -84,7 +89,41 @@ def hard_negative_mask(negative_losses, n_keep):
     return ops.reshape(ops.cast(keep, negative_losses.dtype), ops.shape(negative_losses))
 
 
-def ssd_loss_per_item(y_true, y_pred, neg_pos_ratio=3, n_neg_min=0, alpha=1.0):
+def focal_class_loss(y_true, y_pred, gamma=2.0, focal_alpha=0.25):
+    """Focal loss (Lin et al. 2017) on softmax probabilities, per anchor.
+
+    ``-a_t * (1 - p_t)**gamma * log(p_t)`` where ``p_t`` is the probability of the anchor's
+    target class and ``a_t`` is ``focal_alpha`` for object anchors and ``1 - focal_alpha`` for
+    background anchors. Neutral anchors (all-zero targets) give 0. ``gamma=0, focal_alpha=0.5``
+    is half the log loss.
+
+    Args:
+        y_true: ``(..., n_classes + 1)`` one-hot targets, class 0 the background.
+        y_pred: ``(..., n_classes + 1)`` class probabilities; clipped at 1e-15 before the log.
+        gamma: focusing exponent (0: plain weighted log loss).
+        focal_alpha: weight of the object classes; the background gets ``1 - focal_alpha``.
+
+    Returns:
+        ``(...)`` tensor.
+    """
+    p_t = ops.sum(y_true * y_pred, axis=-1)
+    cross_entropy = log_loss(y_true, y_pred)
+    background = y_true[..., 0]
+    objects = ops.sum(y_true[..., 1:], axis=-1)
+    weight = focal_alpha * objects + (1.0 - focal_alpha) * background
+    return weight * ops.power(ops.maximum(1.0 - p_t, 0.0), gamma) * cross_entropy
+
+
+def ssd_loss_per_item(
+    y_true,
+    y_pred,
+    neg_pos_ratio=3,
+    n_neg_min=0,
+    alpha=1.0,
+    classification="softmax",
+    gamma=2.0,
+    focal_alpha=0.25,
+):
     """The SSD loss of each batch item, as the original ``SSDLoss.compute_loss``.
 
     Args:
@@ -94,6 +133,10 @@ def ssd_loss_per_item(y_true, y_pred, neg_pos_ratio=3, n_neg_min=0, alpha=1.0):
         n_neg_min: minimum number of negatives kept per batch (useful for batches with few or no
             positives).
         alpha: weight of the localisation loss.
+        classification: ``'softmax'`` (log loss with hard negative mining, the original) or
+            ``'focal'`` (`focal_class_loss` on every non-neutral anchor; ``neg_pos_ratio`` and
+            ``n_neg_min`` are not used).
+        gamma, focal_alpha: of the focal loss.
 
     Returns:
         ``(batch,)`` tensor: ``(class loss + alpha * loc loss) / max(1, n_positive) * batch``, so
@@ -104,12 +147,19 @@ def ssd_loss_per_item(y_true, y_pred, neg_pos_ratio=3, n_neg_min=0, alpha=1.0):
     y_true = ops.cast(y_true, dtype)
     batch_size = ops.cast(ops.shape(y_pred)[0], dtype)
 
-    class_loss_all = log_loss(y_true[:, :, :-12], y_pred[:, :, :-12])  # (B, N)
     loc_loss_all = smooth_l1_loss(y_true[:, :, -12:-8], y_pred[:, :, -12:-8])  # (B, N)
-
-    negatives = y_true[:, :, 0]  # (B, N); neutral anchors are neither negative nor positive
     positives = ops.max(y_true[:, :, 1:-12], axis=-1)  # (B, N)
     n_positive = ops.sum(positives)
+    loc_loss = ops.sum(loc_loss_all * positives, axis=-1)  # (B,)
+    if classification == "focal":
+        class_loss = ops.sum(
+            focal_class_loss(y_true[:, :, :-12], y_pred[:, :, :-12], gamma, focal_alpha), axis=-1
+        )  # (B,); neutral anchors give 0
+        total = (class_loss + alpha * loc_loss) / ops.maximum(1.0, n_positive)
+        return total * batch_size
+
+    class_loss_all = log_loss(y_true[:, :, :-12], y_pred[:, :, :-12])  # (B, N)
+    negatives = y_true[:, :, 0]  # (B, N); neutral anchors are neither negative nor positive
 
     pos_class_loss = ops.sum(class_loss_all * positives, axis=-1)  # (B,)
     negative_losses = class_loss_all * negatives  # (B, N)
@@ -120,8 +170,6 @@ def ssd_loss_per_item(y_true, y_pred, neg_pos_ratio=3, n_neg_min=0, alpha=1.0):
     )
     keep = hard_negative_mask(negative_losses, n_keep)
     neg_class_loss = ops.sum(class_loss_all * keep, axis=-1)  # (B,)
-
-    loc_loss = ops.sum(loc_loss_all * positives, axis=-1)  # (B,)
     total = (pos_class_loss + neg_class_loss + alpha * loc_loss) / ops.maximum(1.0, n_positive)
     return total * batch_size
 
@@ -135,6 +183,11 @@ class SSDLoss(keras.losses.Loss):
             the hardest negatives of the whole batch are kept (as in the original ssd_keras).
         n_neg_min: minimum number of negatives counted per batch, even without positives.
         alpha: weight of the localisation loss.
+        classification: ``'softmax'`` (the original: log loss on the positives and the hardest
+            negatives) or ``'focal'`` (focal loss on all non-neutral anchors, no mining).
+        gamma: the focal loss' focusing exponent.
+        focal_alpha: the focal loss' weight of object anchors (background: ``1 - focal_alpha``).
+            Named so because ``alpha`` is the original's localisation weight.
         name, reduction, dtype: as for `keras.losses.Loss`. With the default
             ``"sum_over_batch_size"`` reduction the scalar is the original's Keras 2 loss value.
 
@@ -157,6 +210,9 @@ class SSDLoss(keras.losses.Loss):
         name="ssd_loss",
         reduction="sum_over_batch_size",
         dtype=None,
+        classification="softmax",
+        gamma=2.0,
+        focal_alpha=0.25,
     ):
         super().__init__(name=name, reduction=reduction, dtype=dtype)
         if neg_pos_ratio < 0:
@@ -165,9 +221,20 @@ class SSDLoss(keras.losses.Loss):
             raise ValueError(f"n_neg_min must be a non-negative integer, got {n_neg_min!r}")
         if alpha < 0:
             raise ValueError(f"alpha must be >= 0, got {alpha!r}")
+        if classification not in CLASSIFICATIONS:
+            raise ValueError(
+                f"classification must be one of {list(CLASSIFICATIONS)}, got {classification!r}"
+            )
+        if gamma < 0:
+            raise ValueError(f"gamma must be >= 0, got {gamma!r}")
+        if not 0 <= focal_alpha <= 1:
+            raise ValueError(f"focal_alpha must be in [0, 1], got {focal_alpha!r}")
         self.neg_pos_ratio = neg_pos_ratio
         self.n_neg_min = int(n_neg_min)
         self.alpha = float(alpha)
+        self.classification = classification
+        self.gamma = float(gamma)
+        self.focal_alpha = float(focal_alpha)
 
     def call(self, y_true, y_pred):
         return ssd_loss_per_item(
@@ -176,6 +243,9 @@ class SSDLoss(keras.losses.Loss):
             neg_pos_ratio=self.neg_pos_ratio,
             n_neg_min=self.n_neg_min,
             alpha=self.alpha,
+            classification=self.classification,
+            gamma=self.gamma,
+            focal_alpha=self.focal_alpha,
         )
 
     @property
@@ -192,6 +262,13 @@ class SSDLoss(keras.losses.Loss):
         config = super().get_config()
         config.update(
             {"neg_pos_ratio": self.neg_pos_ratio, "n_neg_min": self.n_neg_min, "alpha": self.alpha}
+        )
+        config.update(
+            {
+                "classification": self.classification,
+                "gamma": self.gamma,
+                "focal_alpha": self.focal_alpha,
+            }
         )
         return config
 

@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 from keras_loss_function.keras_ssd_loss import (
     SSDLoss,
+    focal_class_loss,
     hard_negative_mask,
     log_loss,
     smooth_l1_loss,
@@ -192,3 +193,76 @@ def test_config_round_trip_and_serialization():
 def test_bad_arguments_raise(kwargs, message):
     with pytest.raises(ValueError, match=message):
         SSDLoss(**kwargs)
+
+
+def test_focal_loss_hand_computed_batch():
+    """One image, 4 anchors, 1 object class; gamma 2, focal_alpha 0.25. By hand:
+
+    anchor 0: positive, p_t = 0.5  -> 0.25 * 0.5**2 * ln 2 = 0.0433217; smooth L1 1.625
+    anchor 1: background, p_t = 0.25 -> 0.75 * 0.75**2 * ln 4 = 0.5848429
+    anchor 2: background, p_t = 0.5  -> 0.75 * 0.5**2 * ln 2 = 0.1299651
+    anchor 3: neutral -> 0 (no mining: every negative counts, none is dropped)
+    loss = (0.0433217 + 0.5848429 + 0.1299651 + alpha * 1.625) / n_pos 1, alpha = 2
+    """
+    zeros8 = [0.0] * 8
+    y_true = np.array(
+        [
+            [
+                [0, 1, 0.0, 0.0, 0.0, 0.0] + zeros8,
+                [1, 0, 0.0, 0.0, 0.0, 0.0] + zeros8,
+                [1, 0, 0.0, 0.0, 0.0, 0.0] + zeros8,
+                [0, 0, 0.0, 0.0, 0.0, 0.0] + zeros8,
+            ]
+        ],
+        dtype="float32",
+    )
+    y_pred = np.array(
+        [
+            [
+                [0.5, 0.5, 0.5, -2.0, 0.0, 0.0] + zeros8,
+                [0.25, 0.75, 9.0, 9.0, 9.0, 9.0] + zeros8,
+                [0.5, 0.5, 9.0, 9.0, 9.0, 9.0] + zeros8,
+                [0.01, 0.99, 9.0, 9.0, 9.0, 9.0] + zeros8,
+            ]
+        ],
+        dtype="float32",
+    )
+    expected = (
+        0.25 * 0.25 * np.log(2) + 0.75 * 0.5625 * np.log(4) + 0.75 * 0.25 * np.log(2) + 2 * 1.625
+    )
+    loss = SSDLoss(alpha=2.0, classification="focal", gamma=2.0, focal_alpha=0.25)
+    np.testing.assert_allclose(_np(loss.compute_loss(y_true, y_pred)), [expected], rtol=1e-6)
+    per_anchor = _np(focal_class_loss(y_true[..., :2], y_pred[..., :2], 2.0, 0.25))
+    np.testing.assert_allclose(
+        per_anchor[0],
+        [0.25 * 0.25 * np.log(2), 0.75 * 0.5625 * np.log(4), 0.75 * 0.25 * np.log(2), 0.0],
+        rtol=1e-6,
+    )
+    # gamma 0, focal_alpha 0.5: half the log loss of every non-neutral anchor.
+    plain = _np(focal_class_loss(y_true[..., :2], y_pred[..., :2], 0.0, 0.5))
+    np.testing.assert_allclose(plain[0], 0.5 * np.log([2, 4, 2, 1]) * [1, 1, 1, 0], rtol=1e-6)
+
+
+def test_softmax_classification_is_the_original_loss(golden):
+    """classification='softmax' (the default) gives the golden values of the original."""
+    fixture = golden("ssd_loss")
+    for case in fixture.meta["cases"]:
+        y_true = fixture.npz[case["y_true_key"]]
+        y_pred = fixture.npz[case["y_pred_key"]]
+        loss = SSDLoss(**case["kwargs"], classification="softmax")
+        np.testing.assert_allclose(
+            _np(loss.compute_loss(y_true, y_pred)), case["loss_per_item"], rtol=1e-4, atol=1e-6
+        )
+
+
+def test_focal_loss_config_round_trip_and_checks():
+    loss = SSDLoss(classification="focal", gamma=1.5, focal_alpha=0.4)
+    restored = SSDLoss.from_config(loss.get_config())
+    assert (restored.classification, restored.gamma, restored.focal_alpha) == ("focal", 1.5, 0.4)
+    assert SSDLoss().classification == "softmax"
+    with pytest.raises(ValueError, match="classification"):
+        SSDLoss(classification="sigmoid")
+    with pytest.raises(ValueError, match="gamma"):
+        SSDLoss(gamma=-1)
+    with pytest.raises(ValueError, match="focal_alpha"):
+        SSDLoss(focal_alpha=1.5)
