@@ -43,10 +43,10 @@ setup(
     long_description=(HERE / "README.md").read_text(encoding="utf-8"),
     long_description_content_type="text/markdown",
     license="Apache-2.0",
-    python_requires=">=3.10",
+    python_requires=">=3.11",
     packages=PACKAGES,
     install_requires=[
-        "keras>=3",
+        "keras>=3.13",  # model.export(format="litert")
         "numpy",
         "opencv-python-headless",
         "beautifulsoup4",
