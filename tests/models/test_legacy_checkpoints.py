@@ -1,0 +1,401 @@
+"""Checkpoints of the pruning fork (TensorFlow model-optimization toolkit) and of the original
+notebooks (Keras 2 full models), on files this test writes with h5py in exactly their layout."""
+
+from __future__ import annotations
+
+import json
+
+import h5py
+import keras
+import numpy as np
+import pytest
+
+from model_optimization.pruning import (
+    PolynomialDecay,
+    UpdatePruningStep,
+    magnitude_mask,
+    prune_low_magnitude,
+    pruning_wrappers,
+)
+from models.keras_ssd7 import build_model
+from models.legacy_weights import (
+    load_legacy_weights,
+    optimizer_from_training_config,
+    resume_from_h5,
+)
+
+SSD7_KWARGS = dict(
+    image_size=(64, 96, 3),
+    n_classes=2,
+    scales=[0.08, 0.16, 0.32, 0.64, 0.96],
+    aspect_ratios_global=[0.5, 1.0, 2.0],
+    normalize_coords=True,
+)
+KERAS2_NAMES = {
+    "Conv2D": ["kernel", "bias"],
+    "BatchNormalization": ["gamma", "beta", "moving_mean", "moving_variance"],
+}
+FILE_SPARSITY = 0.5
+TOOLKIT_STEP = 50  # the toolkit's pruning_step after 50 training steps
+# A notebook's Keras 2.1 Adam (ssd7_training.ipynb: Adam(lr=0.001, ..., epsilon=1e-08, decay=0.0)).
+KERAS21_TRAINING_CONFIG = {
+    "optimizer_config": {
+        "class_name": "Adam",
+        "config": {
+            "lr": 0.0005,
+            "beta_1": 0.9,
+            "beta_2": 0.999,
+            "epsilon": 1e-08,
+            "decay": 0.0,
+            "amsgrad": False,
+        },
+    },
+    "loss": "compute_loss",
+    "metrics": [],
+    "sample_weight_mode": None,
+    "loss_weights": None,
+}
+# The fork's tf.keras Adam.
+TF_KERAS_TRAINING_CONFIG = {
+    "optimizer_config": {
+        "class_name": "Adam",
+        "config": {
+            "name": "Adam",
+            "learning_rate": 0.001,
+            "decay": 0.0,
+            "beta_1": 0.9,
+            "beta_2": 0.999,
+            "epsilon": 1e-07,
+            "amsgrad": False,
+        },
+    },
+    "loss": "compute_loss",
+    "metrics": None,
+    "weighted_metrics": None,
+    "loss_weights": None,
+}
+
+
+def write_keras2_full_model(path, layers, training_config=None, optimizer_weights=None):
+    """A Keras 2 ``model.save`` file: ``model_weights/<group>/<weight name>`` with the
+    ``layer_names`` / ``weight_names`` attributes (byte strings), ``training_config`` as JSON, and
+    ``optimizer_weights/<name>`` with its ``weight_names``, as Keras 2 wrote them."""
+    with h5py.File(path, "w") as f:
+        f.attrs["keras_version"] = b"2.4.0"
+        f.attrs["backend"] = b"tensorflow"
+        f.attrs["model_config"] = b'{"class_name": "Functional"}'
+        if training_config is not None:
+            f.attrs["training_config"] = json.dumps(training_config).encode()
+        group = f.create_group("model_weights")
+        group.attrs["layer_names"] = np.array([name.encode() for name, _ in layers])
+        for name, weights in layers:
+            layer_group = group.create_group(name)
+            layer_group.attrs["weight_names"] = np.array(
+                [w.encode() for w, _ in weights], dtype="S"
+            )
+            for weight_name, array in weights:
+                layer_group.create_dataset(weight_name, data=array)
+        if optimizer_weights is not None:
+            opt = f.create_group("optimizer_weights")
+            opt.attrs["weight_names"] = np.array(
+                [n.encode() for n, _ in optimizer_weights], dtype="S"
+            )
+            for name, array in optimizer_weights:
+                opt.create_dataset(name, data=array)
+
+
+def fork_layers(model, rng, wrapper="prune"):
+    """The fork's layer groups for ``model``'s layers: every Conv2D wrapped
+    (``prune_low_magnitude_<name>``: ``<name>/kernel:0``, ``<name>/bias:0``,
+    ``prune_low_magnitude_<name>/mask:0``, ``.../threshold:0``, ``.../pruning_step:0``, the kernel
+    stored multiplied by the mask; or ``quant_<name>`` with quantiser variables), other layers
+    plain. Returns the groups and ``{name: (stored kernel, bias, mask)}``."""
+    layers, conv = [], {}
+    if wrapper == "quant":
+        layers.append(
+            (
+                "quantize_layer",
+                [
+                    ("quantize_layer/quantize_layer_min:0", np.float32(-1)),
+                    ("quantize_layer/quantize_layer_max:0", np.float32(1)),
+                    ("quantize_layer/optimizer_step:0", np.int32(50)),
+                ],
+            )
+        )
+    for layer in model.layers:
+        kind = type(layer).__name__
+        if kind != "Conv2D":
+            weights = [
+                (f"{layer.name}/{n}:0", rng.normal(size=v.shape).astype("float32"))
+                for n, v in zip(KERAS2_NAMES.get(kind, []), layer.weights)
+            ]
+            layers.append((layer.name, weights))  # layers without weights are listed too
+            continue
+        kernel = rng.normal(size=layer.kernel.shape).astype("float32")
+        bias = rng.normal(size=layer.bias.shape).astype("float32")
+        mask = magnitude_mask(kernel, FILE_SPARSITY)
+        kernel = kernel * mask
+        conv[layer.name] = (kernel, bias, mask)
+        inner = [(f"{layer.name}/kernel:0", kernel), (f"{layer.name}/bias:0", bias)]
+        if wrapper == "prune":
+            group = f"prune_low_magnitude_{layer.name}"
+            own = [
+                (f"{group}/mask:0", mask),
+                (f"{group}/threshold:0", np.float32(0.1)),
+                (f"{group}/pruning_step:0", np.int64(TOOLKIT_STEP)),
+            ]
+        else:
+            group = f"quant_{layer.name}"
+            own = [
+                (f"{group}/optimizer_step:0", np.int32(TOOLKIT_STEP)),
+                (f"{group}/kernel_min:0", np.float32(-1)),
+                (f"{group}/kernel_max:0", np.float32(1)),
+                (f"{group}/post_activation_min:0", np.float32(-6)),
+                (f"{group}/post_activation_max:0", np.float32(6)),
+            ]
+        layers.append((group, inner + own))
+    return layers, conv
+
+
+def keras2_adam_state(model, rng, name_style):
+    """Keras 2 ``optimizer_weights`` of Adam for ``model``: ``[iterations] + m's + v's`` in the
+    order of the layers' trainable weights; Keras 2.1 adds a ``(1,)`` vhat per weight and names
+    them ``training/Adam/Variable_<i>:0``, tf.keras names them ``Adam/<layer>/<weight>/m:0``."""
+    inner = [layer.layer if hasattr(layer, "pruning_step") else layer for layer in model.layers]
+    trainable = [
+        (layer.name, n) for layer in inner for n in KERAS2_NAMES.get(type(layer).__name__, [])[:2]
+    ]
+    shapes = {(layer.name, v.name): tuple(v.shape) for layer in inner for v in layer.weights}
+    shapes = {key: shapes[key] for key in trainable}
+    ms = {key: rng.normal(size=shape).astype("float32") for key, shape in shapes.items()}
+    vs = {key: rng.uniform(0, 1, size=shape).astype("float32") for key, shape in shapes.items()}
+    if name_style == "keras21":
+        arrays = [ms[k] for k in trainable] + [vs[k] for k in trainable]
+        arrays += [np.zeros(1, "float32") for _ in trainable]
+        names = ["Adam/iterations:0"] + [
+            "training/Adam/Variable:0" if i == 0 else f"training/Adam/Variable_{i}:0"
+            for i in range(len(arrays))
+        ]
+        state = list(zip(names, [np.int64(TOOLKIT_STEP)] + arrays))
+    else:
+        state = [("Adam/iter:0", np.int64(TOOLKIT_STEP))]
+        state += [(f"Adam/{layer}/{w}/m:0", ms[(layer, w)]) for layer, w in trainable]
+        state += [(f"Adam/{layer}/{w}/v:0", vs[(layer, w)]) for layer, w in trainable]
+    return state, ms, vs
+
+
+def ssd7(seed=0):
+    keras.utils.set_random_seed(seed)
+    return build_model(**SSD7_KWARGS)
+
+
+def pruned_ssd7(seed=0):
+    # Sparsity 0.5 -> 0.8 over steps 0..100, masks updated every 10 steps.
+    schedule = PolynomialDecay(0.5, 0.8, begin_step=0, end_step=100, frequency=10)
+    return prune_low_magnitude(ssd7(seed), schedule)
+
+
+def training_batch(model, seed=0, batch_size=2):
+    rng = np.random.default_rng(seed)
+    x = rng.integers(0, 256, size=(batch_size, 64, 96, 3)).astype("float32")
+    n_anchors, width = model.output_shape[1:]
+    y = np.zeros((batch_size, n_anchors, width), "float32")
+    y[:, :, 0] = 1.0
+    positives = rng.choice(n_anchors, size=6, replace=False)
+    y[:, positives, 0] = 0.0
+    y[:, positives, 1] = 1.0
+    y[:, positives, 3:7] = rng.normal(size=(batch_size, 6, 4))
+    return x, y
+
+
+def kernel_sparsity(model):
+    return {
+        w.layer.name: float(np.mean(np.asarray(w.masks[0]) == 0)) for w in pruning_wrappers(model)
+    }
+
+
+@pytest.fixture(scope="module")
+def fork_file(tmp_path_factory):
+    path = tmp_path_factory.mktemp("fork") / "ssd7_pruned_fork.h5"
+    layers, conv = fork_layers(ssd7(1), np.random.default_rng(0))
+    write_keras2_full_model(path, layers)
+    return path, conv
+
+
+def test_fork_file_loads_into_a_plain_model(fork_file):
+    path, conv = fork_file
+    model = ssd7()
+    report = load_legacy_weights(model, path)
+    assert report.missing_in_file == [] and report.unused_in_file == [] and not report.mismatched
+    assert set(conv) <= set(report.loaded)
+    for name, (kernel, bias, _) in conv.items():
+        np.testing.assert_array_equal(np.asarray(model.get_layer(name).kernel), kernel)
+        np.testing.assert_array_equal(np.asarray(model.get_layer(name).bias), bias)
+    # The masks and thresholds are read and said to be unused (the kernel holds the zeros).
+    assert any("prune_low_magnitude_conv1/mask:0" in line for line in report.not_restored)
+    assert any("threshold" in line for line in report.not_restored)
+    assert report.pruning_restored == []
+
+
+def test_fork_file_loads_into_a_pruned_model_with_masks_and_step(fork_file):
+    path, conv = fork_file
+    plain = ssd7()
+    load_legacy_weights(plain, path)
+    pruned = pruned_ssd7()
+    report = load_legacy_weights(pruned, path)
+    assert not report.missing_in_file and not report.unused_in_file and not report.mismatched
+    assert sorted(report.pruning_restored) == sorted(f"prune_low_magnitude_{n}" for n in conv)
+    for wrapper in pruning_wrappers(pruned):
+        kernel, bias, mask = conv[wrapper.layer.name]
+        np.testing.assert_array_equal(np.asarray(wrapper.masks[0]), mask)
+        np.testing.assert_array_equal(np.asarray(wrapper.layer.kernel), kernel)
+        # The toolkit counts steps run (50); the wrapper holds the last step index (49).
+        assert int(np.asarray(wrapper.pruning_step)) == TOOLKIT_STEP - 1
+    # Round trip: the pruned model predicts what the same weights loaded plainly predict.
+    x, _ = training_batch(pruned)
+    np.testing.assert_allclose(
+        np.asarray(pruned.predict(x, verbose=0)),
+        np.asarray(plain.predict(x, verbose=0)),
+        rtol=1e-5,
+        atol=1e-5,
+    )
+
+
+def test_pruning_continues_where_the_fork_stopped(fork_file):
+    # The next step is 50, a mask update of the schedule: sparsity 0.8 - 0.3 * 0.5**3 = 0.7625.
+    # Restarted at step 0 it would be 0.5 (and a model without the masks would start at 0).
+    path, conv = fork_file
+    pruned = pruned_ssd7()
+    load_legacy_weights(pruned, path)
+    pruned.compile(optimizer=keras.optimizers.SGD(1e-4), loss="mse")
+    x, y = training_batch(pruned)
+    pruned.fit(x, y, batch_size=2, epochs=1, verbose=0, callbacks=[UpdatePruningStep()])
+    for name, sparsity in kernel_sparsity(pruned).items():
+        assert sparsity == pytest.approx(0.7625, abs=0.02), name
+        kernel = np.asarray(pruned.get_layer(f"prune_low_magnitude_{name}").layer.kernel)
+        assert np.all(kernel[conv[name][2] == 0] == 0)  # the fork's pruned weights stay pruned
+    assert {int(np.asarray(w.pruning_step)) for w in pruning_wrappers(pruned)} == {TOOLKIT_STEP}
+
+
+def test_quantisation_aware_file_loads_into_a_plain_model(tmp_path):
+    layers, conv = fork_layers(ssd7(1), np.random.default_rng(1), wrapper="quant")
+    path = tmp_path / "ssd7_qat_fork.h5"
+    write_keras2_full_model(path, layers)
+    model = ssd7()
+    report = load_legacy_weights(model, path)
+    assert report.missing_in_file == [] and not report.mismatched
+    assert report.unused_in_file == ["quantize_layer"]
+    for name, (kernel, bias, _) in conv.items():
+        np.testing.assert_array_equal(np.asarray(model.get_layer(name).kernel), kernel)
+        np.testing.assert_array_equal(np.asarray(model.get_layer(name).bias), bias)
+    assert any("quant_conv1/kernel_min:0" in line for line in report.not_restored)
+
+
+def test_resume_fork_checkpoint_with_optimizer_state(tmp_path):
+    rng = np.random.default_rng(2)
+    layers, conv = fork_layers(ssd7(1), rng)
+    pruned = pruned_ssd7()
+    state, ms, vs = keras2_adam_state(pruned, rng, "tf_keras")
+    path = tmp_path / "fork_checkpoint.h5"
+    write_keras2_full_model(path, layers, TF_KERAS_TRAINING_CONFIG, state)
+
+    report = resume_from_h5(pruned, path)
+    assert "Adam state restored" in report.optimizer
+    assert len(report.pruning_restored) == len(conv) == 15
+    optimizer = pruned.optimizer
+    assert int(np.asarray(optimizer.iterations)) == TOOLKIT_STEP
+    assert float(np.asarray(optimizer.learning_rate)) == pytest.approx(0.001)
+    # Moments by position, checked against the names the file gives them.
+    index = {v.path: i for i, v in enumerate(pruned.trainable_variables)}
+    i = index["prune_low_magnitude_conv1/conv1/kernel"]
+    np.testing.assert_array_equal(np.asarray(optimizer._momentums[i]), ms[("conv1", "kernel")])
+    np.testing.assert_array_equal(np.asarray(optimizer._velocities[i]), vs[("conv1", "kernel")])
+    j = index["bn3/gamma"]
+    np.testing.assert_array_equal(np.asarray(optimizer._momentums[j]), ms[("bn3", "gamma")])
+
+    x, y = training_batch(pruned)
+    pruned.fit(x, y, batch_size=2, epochs=1, verbose=0, callbacks=[UpdatePruningStep()])
+    assert int(np.asarray(optimizer.iterations)) == TOOLKIT_STEP + 1
+    assert min(kernel_sparsity(pruned).values()) > 0.7
+
+
+def test_resume_an_original_notebook_checkpoint(tmp_path):
+    # ssd7_training.ipynb: model.compile(optimizer=adam, loss=ssd_loss.compute_loss) and
+    # ModelCheckpoint(save_weights_only=False): a Keras 2.1 full model with Adam's state.
+    rng = np.random.default_rng(3)
+    source = ssd7(1)
+    layers = [
+        (
+            layer.name,
+            [
+                (f"{layer.name}/{n}:0", rng.normal(size=v.shape).astype("float32"))
+                for n, v in zip(KERAS2_NAMES.get(type(layer).__name__, []), layer.weights)
+            ],
+        )
+        for layer in source.layers
+    ]
+    model = ssd7()
+    state, ms, vs = keras2_adam_state(model, rng, "keras21")
+    path = tmp_path / "ssd7_epoch-08_loss-2.1234_val_loss-2.2345.h5"
+    write_keras2_full_model(path, layers, KERAS21_TRAINING_CONFIG, state)
+
+    report = resume_from_h5(model, path)
+    assert report.missing_in_file == [] and "Adam state restored" in report.optimizer
+    optimizer = model.optimizer
+    assert type(model.loss).__name__ == "SSDComputeLoss"
+    assert float(np.asarray(optimizer.learning_rate)) == pytest.approx(0.0005)
+    assert optimizer.epsilon == pytest.approx(1e-8)
+    assert int(np.asarray(optimizer.iterations)) == TOOLKIT_STEP
+    last = len(model.trainable_variables) - 1  # boxes7's bias, the last trainable weight
+    np.testing.assert_array_equal(np.asarray(optimizer._momentums[last]), ms[("boxes7", "bias")])
+    np.testing.assert_array_equal(np.asarray(optimizer._velocities[last]), vs[("boxes7", "bias")])
+    np.testing.assert_array_equal(
+        np.asarray(model.get_layer("conv1").kernel), dict(dict(layers)["conv1"])["conv1/kernel:0"]
+    )
+    x, y = training_batch(model)
+    history = model.fit(x, y, batch_size=2, epochs=9, initial_epoch=8, verbose=0)
+    assert np.isfinite(history.history["loss"]).all()
+    assert int(np.asarray(optimizer.iterations)) == TOOLKIT_STEP + 1
+
+
+def test_resume_says_when_the_optimizer_state_is_missing_and_refuses_weights_only(tmp_path):
+    layers, _ = fork_layers(ssd7(1), np.random.default_rng(4))
+    path = tmp_path / "no_optimizer.h5"
+    write_keras2_full_model(path, layers, TF_KERAS_TRAINING_CONFIG)
+    report = resume_from_h5(ssd7(), path)
+    assert "not restored" in report.optimizer and "no optimizer_weights" in report.optimizer
+    assert "optimizer: Adam state not restored" in str(report)
+
+    weights_only = tmp_path / "weights_only.h5"
+    write_keras2_full_model(weights_only, layers)
+    with pytest.raises(ValueError, match="weights_only.h5: no training_config"):
+        resume_from_h5(ssd7(), weights_only)
+
+
+def test_resume_refuses_optimizer_state_of_another_model(tmp_path):
+    rng = np.random.default_rng(5)
+    layers, _ = fork_layers(ssd7(1), rng)
+    state, _, _ = keras2_adam_state(ssd7(), rng, "tf_keras")
+    state[1] = (state[1][0], np.zeros((1, 1, 1, 1), "float32"))  # conv1's m of a wrong shape
+    path = tmp_path / "other_model_state.h5"
+    write_keras2_full_model(path, layers, TF_KERAS_TRAINING_CONFIG, state)
+    model = ssd7()
+    report = resume_from_h5(model, path)
+    assert "not restored" in report.optimizer and "Adam/conv1/kernel/m:0" in report.optimizer
+    assert int(np.asarray(model.optimizer.iterations)) == 0
+
+
+def test_keras2_decay_becomes_the_same_inverse_time_decay():
+    config = {
+        "optimizer_config": {
+            "class_name": "SGD",
+            "config": {"lr": 0.01, "momentum": 0.9, "decay": 1e-4, "nesterov": False},
+        }
+    }
+    optimizer = optimizer_from_training_config(config)
+    assert isinstance(optimizer, keras.optimizers.SGD) and optimizer.momentum == 0.9
+    # Keras 2: lr / (1 + decay * iterations).
+    schedule = optimizer._learning_rate
+    assert float(np.asarray(schedule(100))) == pytest.approx(0.01 / (1 + 1e-4 * 100))
+    with pytest.raises(ValueError, match="class_name='Ftrl'"):
+        optimizer_from_training_config({"optimizer_config": {"class_name": "Ftrl", "config": {}}})
