@@ -20,9 +20,18 @@ ACTIONS = ("dropped image", "dropped box", "clipped box", "fixed", "kept", "erro
 class DataValidationError(ValueError):
     """Bad dataset items under a policy that asks to raise; the message lists every item."""
 
-    def __init__(self, message: str, report: DataReport | None = None):
+    def __init__(
+        self,
+        message: str,
+        report: DataReport | None = None,
+        unknown_classes: list[str] | None = None,
+        classes: list[str] | None = None,
+    ):
         super().__init__(message)
         self.report = report
+        # For unknown class names: the names found, and the class list they are not in.
+        self.unknown_classes = unknown_classes
+        self.classes = classes
 
 
 class DataWarning(UserWarning):
@@ -78,8 +87,9 @@ class DataReport:
         """A multi-line text: a count per action, then one line per issue (the first max_lines)."""
         if not self.issues:
             return f"{self.source}: no bad items."
+        # Counted per action: "kept" items are notes (nothing dropped), not further bad items.
         counts = ", ".join(f"{n} {action}" for action, n in self.counts().items())
-        lines = [f"{self.source}: {len(self.issues)} bad item(s) ({counts}):"]
+        lines = [f"{self.source}: {counts}:"]
         shown = self.issues if max_lines is None else self.issues[:max_lines]
         lines += [f"  {issue}" for issue in shown]
         if len(shown) < len(self.issues):

@@ -96,6 +96,11 @@ _RETURNS_NEEDING_LABELS = (
 BAD_ITEM_POLICIES = ("drop", "raise")
 OUT_OF_IMAGE_POLICIES = ("clip", "drop", "keep")
 DEGENERATE_POLICIES = ("keep", "drop")
+# What happens to a degenerate box kept in the labels (degenerate_boxes='keep').
+DEGENERATE_KEPT = (
+    "kept in the labels; generate() removes it from every batch, so training and evaluation "
+    "never see it"
+)
 UNKNOWN_CLASS_POLICIES = ("raise", "drop")
 CROWD_POLICIES = ("eval_neutral", "keep", "drop")
 DEGENERATE_BOX_HANDLING = ("remove", "warn", "keep", None)
@@ -370,11 +375,45 @@ class DataGenerator:
                 setattr(self, name, [v for i, v in enumerate(values) if i not in drop])
         self._set_size(len(self.filenames))
 
-    def _finish_parse(self, report: DataReport, bad_items: str, missing: list[int]) -> None:
+    def _find_undecodable_images(
+        self, report: DataReport, bad_items: str, skip: Sequence[int]
+    ) -> list[int]:
+        """Decodes every image file (in threads: OpenCV releases the GIL) and reports the ones
+        that are not images (empty, truncated, another kind of file); returns their indices."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        skip = set(skip)
+        indices = [i for i in range(len(self.filenames)) if i not in skip]
+
+        def problem(i):
+            try:
+                read_image(self.filenames[i])
+            except ImageReadError as error:
+                return str(error).removeprefix(f"{self.filenames[i]}: ")
+            return None
+
+        workers = max(1, min(8, os.cpu_count() or 1))
+        with ThreadPoolExecutor(workers) as pool:
+            problems = list(pool.map(problem, indices))
+        action = "dropped image" if bad_items == "drop" else "error"
+        failed = []
+        for i, reason in zip(indices, problems):
+            if reason is not None:
+                failed.append(i)
+                report.add(self.filenames[i], f"unreadable image ({reason})", action)
+        return failed
+
+    def _finish_parse(
+        self, report: DataReport, bad_items: str, missing: list[int], check_images: bool = False
+    ) -> None:
         """Checks/loads the images, drops or raises for bad items, emits the one summary."""
         self._set_size(len(self.filenames))
         if self.load_images_into_memory:
             missing = sorted(set(missing) | set(self._load_images_into_memory(report, bad_items)))
+        elif check_images:
+            missing = sorted(
+                set(missing) | set(self._find_undecodable_images(report, bad_items, missing))
+            )
         self.data_report = report
         if bad_items == "raise":
             report.raise_errors()
@@ -432,8 +471,9 @@ class DataGenerator:
             unknown_classes: an object whose name is not in ``classes``: ``'raise'`` (default,
                 like the original, but after the whole parse, with one ValueError listing every
                 file and name) or ``'drop'`` the box.
-            check_images: decode every image to check that it is readable (slower); without
-                it only the file's existence is checked.
+            check_images: decode every image to check that it is readable (slower; a
+                truncated JPEG, an empty file or a text file named ``.jpg`` is then a bad item
+                like a missing one); without it only the file's existence is checked.
 
         Missing ``<truncated>``/``<difficult>`` tags count as 0. A missing or zero ``<size>``
         is fixed by reading the image's size (when a box check needs it). An object without a
@@ -479,6 +519,7 @@ class DataGenerator:
         report = DataReport("parse_xml")
         unknown = DataReport("parse_xml")
         bad = []  # indices of items to drop
+        unknown_names: set[str] = set()
         drop_action = "dropped image" if bad_items == "drop" else "error"
 
         for n, (images_dir, set_file) in enumerate(zip(images_dirs, image_set_filenames)):
@@ -491,7 +532,7 @@ class DataGenerator:
                 filename = os.path.join(images_dir, f"{image_id}.jpg")
                 self.filenames.append(filename)
                 self.image_ids.append(image_id)
-                image_ok = self._check_image_file(filename, check_images, report, drop_action)
+                image_ok = self._check_image_file(filename, report, drop_action)
                 if not image_ok:
                     bad.append(index)
                 if annotations_dir is None:
@@ -511,6 +552,7 @@ class DataGenerator:
                     unknown,
                     drop_action,
                     image_ok,
+                    unknown_names,
                 )
                 if parsed is None:
                     bad.append(index)
@@ -519,8 +561,8 @@ class DataGenerator:
                 self.eval_neutral.append(parsed[1])
 
         if unknown:
-            names = sorted({issue.reason for issue in unknown})
             if unknown_classes == "raise":
+                names = sorted(unknown_names)
                 lines = [
                     f"parse_xml: {len(unknown)} object(s) have a class name that is not in "
                     f"classes ({', '.join(names)}); pass unknown_classes='drop' to drop them:"
@@ -528,24 +570,23 @@ class DataGenerator:
                 lines += [f"  {issue.file}: {issue.reason}" for issue in unknown.issues[:100]]
                 if len(unknown) > 100:
                     lines.append(f"  ... and {len(unknown) - 100} more")
-                raise DataValidationError("\n".join(lines), report=unknown)
+                raise DataValidationError(
+                    "\n".join(lines),
+                    report=unknown,
+                    unknown_classes=names,
+                    classes=list(self.classes),
+                )
             report.issues.extend(unknown.issues)
-        self._finish_parse(report, bad_items, sorted(set(bad)))
+        self._finish_parse(report, bad_items, sorted(set(bad)), check_images)
         if ret:
             return self.images, self.filenames, self.labels, self.image_ids, self.eval_neutral
         return None
 
     @staticmethod
-    def _check_image_file(filename, check_images, report, drop_action) -> bool:
+    def _check_image_file(filename, report, drop_action) -> bool:
         if not os.path.isfile(filename):
             report.add(filename, "image file not found", drop_action)
             return False
-        if check_images:
-            try:
-                read_image(filename)
-            except ImageReadError as error:
-                report.add(filename, f"unreadable image ({error})", drop_action)
-                return False
         return True
 
     def _parse_voc_annotation(
@@ -563,6 +604,7 @@ class DataGenerator:
         unknown,
         drop_action,
         image_ok,
+        unknown_names,
     ):
         """Labels and eval_neutral flags of one XML file, or None when the file is unusable."""
         try:
@@ -605,6 +647,7 @@ class DataGenerator:
             class_name = (obj.findtext("name") or "").strip()
             if class_name not in class_index:
                 unknown.add(xml_path, f"{where}: <name> {class_name!r}", "dropped box")
+                unknown_names.add(class_name)
                 continue
             class_id = class_index[class_name]
             if include_classes != "all" and class_id not in include_classes:
@@ -656,6 +699,8 @@ class DataGenerator:
                         coords = clipped
             if not (coords["xmax"] > coords["xmin"] and coords["ymax"] > coords["ymin"]):
                 reason = f"{where} ({class_name}): zero-size or inverted box {box_text}"
+                if degenerate_boxes == "keep":
+                    reason += f" ({DEGENERATE_KEPT})"
                 if degenerate_boxes == "drop":
                     report.add(xml_path, reason, "dropped box")
                     continue
@@ -680,6 +725,7 @@ class DataGenerator:
         bad_items: str = "drop",
         degenerate_boxes: str = "keep",
         seed=None,
+        check_images: bool = False,
     ):
         """Parses a CSV file with one box per row (and a header row).
 
@@ -699,6 +745,7 @@ class DataGenerator:
                 file is missing (see `parse_xml`).
             degenerate_boxes: ``'keep'`` or ``'drop'`` zero-size boxes (reported either way).
             seed: seed of the random generator for ``random_sample``.
+            check_images: decode every image to check that it is readable (see `parse_xml`).
 
         As in the original, the rows are sorted (by image name, then by the label values), the
         images come in sorted file-name order and the image id is the file name without its
@@ -751,6 +798,8 @@ class DataGenerator:
                     continue
                 if not (values["xmax"] > values["xmin"] and values["ymax"] > values["ymin"]):
                     reason = f"zero-size or inverted box in row {row}"
+                    if degenerate_boxes == "keep":
+                        reason += f" ({DEGENERATE_KEPT})"
                     if degenerate_boxes == "drop":
                         report.add(where, reason, "dropped box")
                         continue
@@ -769,12 +818,12 @@ class DataGenerator:
             if random_sample and rng.uniform(0, 1) < 1 - random_sample:
                 continue
             filename = os.path.join(images_dir, image_name)
-            if not self._check_image_file(filename, False, report, image_action):
+            if not self._check_image_file(filename, report, image_action):
                 missing.append(len(self.filenames))
             self.filenames.append(filename)
             self.image_ids.append(os.path.splitext(image_name)[0])
             self.labels.append(labels_array(boxes))
-        self._finish_parse(report, bad_items, missing)
+        self._finish_parse(report, bad_items, missing, check_images)
         if ret:
             return self.images, self.filenames, self.labels, self.image_ids
         return None
@@ -794,6 +843,7 @@ class DataGenerator:
         bad_items: str = "drop",
         out_of_image_boxes: str = "clip",
         degenerate_boxes: str = "keep",
+        check_images: bool = False,
     ):
         """Parses MS COCO style JSON annotations.
 
@@ -812,8 +862,8 @@ class DataGenerator:
             crowd_boxes: what to do with ``iscrowd=1`` annotations (the original treated them as
                 ordinary boxes): ``'eval_neutral'`` (default: kept, flagged evaluation-neutral,
                 as the COCO protocol ignores them), ``'keep'`` (ordinary boxes) or ``'drop'``.
-            bad_items, out_of_image_boxes, degenerate_boxes: as in `parse_xml` (the image size
-                comes from the ``images`` entries).
+            bad_items, out_of_image_boxes, degenerate_boxes, check_images: as in `parse_xml`
+                (the image size comes from the ``images`` entries).
 
         Returns:
             With ``ret=True``: ``(images, filenames, labels, image_ids)``; image ids are the COCO
@@ -864,7 +914,7 @@ class DataGenerator:
                     per_image[annotation["image_id"]].append(annotation)
             for image in tqdm(annotations["images"], desc="Parsing COCO JSON", disable=not verbose):
                 filename = os.path.join(images_dir, image["file_name"])
-                if not self._check_image_file(filename, False, report, image_action):
+                if not self._check_image_file(filename, report, image_action):
                     missing.append(len(self.filenames))
                 self.filenames.append(filename)
                 self.image_ids.append(image["id"])
@@ -882,7 +932,7 @@ class DataGenerator:
                 )
                 self.labels.append(labels_array(boxes))
                 self.eval_neutral.append(neutral)
-        self._finish_parse(report, bad_items, missing)
+        self._finish_parse(report, bad_items, missing, check_images)
         if ret:
             return self.images, self.filenames, self.labels, self.image_ids
         return None
@@ -933,6 +983,8 @@ class DataGenerator:
                     coords = clipped
             if not (coords["xmax"] > coords["xmin"] and coords["ymax"] > coords["ymin"]):
                 reason = f"zero-size bbox {annotation['bbox']}"
+                if degenerate_boxes == "keep":
+                    reason += f" ({DEGENERATE_KEPT})"
                 if degenerate_boxes == "drop":
                     report.add(where, reason, "dropped box")
                     continue

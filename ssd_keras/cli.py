@@ -82,6 +82,21 @@ def _add_dataset_args(parser, split_default: str, with_val: bool, purpose: str =
     group.add_argument("--csv-format", help=f"CSV column order (default {CSV_FORMAT})")
     group.add_argument("--coco", metavar="FILE", help="COCO JSON annotations")
     group.add_argument("--images", metavar="DIR", help="image folder (with --csv or --coco)")
+    group.add_argument(
+        "--bad-items",
+        choices=("drop", "raise"),
+        default="drop",
+        help="an image that is missing or cannot be decoded (empty, truncated, not an image), "
+        "a missing or malformed annotation: drop = leave it out and name it in the data report "
+        "(default); raise = stop with an error naming it",
+    )
+    group.add_argument(
+        "--unknown-classes",
+        choices=("raise", "drop"),
+        default="raise",
+        help="objects whose class is not among the classes (VOC XML): raise = stop with an "
+        "error naming them (default); drop = leave those objects out",
+    )
     if with_val:
         group.add_argument("--val-split", help="VOC image set for the validation loss (e.g. val)")
         group.add_argument("--val-csv", metavar="FILE", help="validation CSV (with --csv)")
@@ -474,17 +489,21 @@ def _load_dataset(args, kind: str, which: str = "main", default_classes=None):
     from ssd_keras import data
 
     classes = _classes_arg(args) or default_classes
+    bad = getattr(args, "bad_items", "drop")
     if kind == "voc":
         if classes is None:
             classes = data.read_classes(args.data)
         split = args.split if which == "main" else args.val_split
-        return data.load_voc(args.data, split, classes), classes
+        unknown = getattr(args, "unknown_classes", "raise")
+        return data.load_voc(args.data, split, classes, bad_items=bad, unknown_classes=unknown), (
+            classes
+        )
     if kind == "csv":
         source = args.csv if which == "main" else args.val_csv
         fmt = [c.strip() for c in args.csv_format.split(",")]
-        return data.load_csv(args.images, source, fmt), classes
+        return data.load_csv(args.images, source, fmt, bad_items=bad), classes
     source = args.coco if which == "main" else args.val_coco
-    dataset, coco_classes = data.load_coco(args.images, source)
+    dataset, coco_classes = data.load_coco(args.images, source, bad_items=bad)
     return dataset, classes or coco_classes
 
 
@@ -691,18 +710,61 @@ def _print_trained(result, epochs: int) -> None:
         print(f"  {name:<11} {path}")
 
 
+def _check_resume_epochs(out: Path, epochs: int) -> None:
+    """A finished run (as many epochs done as asked) is refused before anything is loaded."""
+    metadata = out / "backup" / "training_metadata.json"
+    try:
+        done = int(json.loads(metadata.read_text())["epoch"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return
+    if done >= epochs:
+        raise CLIError(
+            f"--resume: the run in {out} finished at epoch {done}; raise --epochs above {done} "
+            "to continue it"
+        )
+
+
+def _data_error_line(error) -> str:
+    """A `DataValidationError` as one line: the first bad item, and how many more."""
+    unknown = getattr(error, "unknown_classes", None)
+    if unknown:
+        return (
+            f"the dataset has {len(error.report)} object(s) of class(es) {', '.join(unknown)}, "
+            f"which are not among the classes {', '.join(error.classes)} (first: "
+            f"{error.report.issues[0].file}); use a dataset of these classes, or add "
+            "--unknown-classes drop to leave those objects out"
+        )
+    issues = [i for i in error.report or () if i.action == "error"]
+    if not issues:
+        return " ".join(str(error).split())
+    more = f" (and {len(issues) - 1} more bad item(s))" if len(issues) > 1 else ""
+    return (
+        f"{issues[0].file}: {issues[0].reason}{more}; fix or remove it, or add --bad-items drop "
+        "to leave it out"
+    )
+
+
 def cmd_train(args) -> int:
     if args.resume and args.overwrite:
         raise CLIError("--resume and --overwrite exclude each other")
     out = Path(args.out)
     if args.resume and not (out / "backup" / "latest.weights.h5").is_file():
         raise CLIError(f"--resume: nothing to resume in {out} (no backup/latest.weights.h5)")
-    if not args.resume and not args.overwrite and (out / "config.json").exists():
+    from ssd_keras.config import check_image_size, run_has_trained
+
+    if not args.resume and not args.overwrite and run_has_trained(out):
         raise CLIError(
             f"--out: {out} already holds a training run; add --resume to continue it or "
             "--overwrite to start over"
         )
     record = _resolve_train_args(args, out)
+    if args.image_size is not None:
+        try:
+            check_image_size(args.model, args.image_size)
+        except ValueError as error:
+            raise CLIError(f"--image-size: {error}") from None
+    if args.resume:
+        _check_resume_epochs(out, args.epochs)
     if args.resume and not _dataset_given(args) and not (out / TRAIN_ARGS_FILE).is_file():
         raise CLIError(
             f"--resume: {out} has no {TRAIN_ARGS_FILE} (a run from an older version); give its "
@@ -818,14 +880,22 @@ def cmd_predict(args) -> int:
     model, config = load_model(_runtime_path(args), args.config)
     predictor = Predictor(model, config, args.confidence, args.nms_iou)
     out = Path(args.out)
+    skipped = {}
     if images:
-        predict_images(predictor, images, out, batch_size=args.batch_size)
+        skipped = predict_images(predictor, images, out, batch_size=args.batch_size)["skipped"]
     for video in videos:
         target = out / f"{video.stem}_pred{video.suffix}"
         predict_video(predictor, video, target, max_frames=args.max_frames)
     if args.camera is not None:
         target = out / f"camera{args.camera}_pred.mp4"
         predict_video(predictor, args.camera, target, max_frames=args.max_frames)
+    if skipped:
+        path, reason = next(iter(skipped.items()))
+        more = f" and {len(skipped) - 1} more" if len(skipped) > 1 else ""
+        raise CLIError(
+            f"skipped {path}: {reason}{more}; the other {len(images) - len(skipped)} image(s) "
+            f"are done (pictures in {out})"
+        )
     return 0
 
 
@@ -1036,10 +1106,16 @@ def main(argv=None) -> int:
     """Entry point of ``python -m ssd_keras`` and the ``ssd-keras`` console script."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    from data_generator.data_report import DataValidationError
+
     try:
         return COMMANDS[args.command](args)
     except CLIError as error:
         parser.exit(EXIT_USAGE, f"ssd-keras {args.command}: error: {error}\n")
+    except DataValidationError as error:
+        if os.environ.get("SSD_KERAS_DEBUG"):
+            raise
+        parser.exit(EXIT_USAGE, f"ssd-keras {args.command}: error: {_data_error_line(error)}\n")
     except (FileNotFoundError, FileExistsError, ValueError) as error:
         if os.environ.get("SSD_KERAS_DEBUG"):
             raise

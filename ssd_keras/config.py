@@ -52,6 +52,55 @@ _ANCHOR_KEYS = (
 )
 
 
+def _smallest_feature_map(model: str, side: int) -> int:
+    """The side of a model's last (smallest) feature map along one input axis of ``side`` pixels.
+
+    SSD7: six 2x2 max pools with ``'valid'`` padding (``floor(n / 2)`` each). SSD300/SSD512:
+    the VGG-16 base halves the side four times with ``'same'`` pools (``ceil(n / 2)``) up to
+    ``fc7``; each extra block pads by 1 and applies a 3x3 ``'valid'`` convolution of stride 2;
+    SSD300's last two blocks are 3x3 ``'valid'`` of stride 1 without padding, SSD512's last a
+    4x4 ``'valid'`` one after a padding of 1.
+    """
+    if model == "ssd7":
+        for _ in range(6):
+            side //= 2
+        return side
+    for _ in range(4):
+        side = -(-side // 2)
+    for _ in range(2 if model == "ssd300" else 4):
+        side = (side + 2 - 3) // 2 + 1 if side >= 1 else side
+    return side - 4 if model == "ssd300" else side + 2 - 4 + 1
+
+
+def min_image_side(model: str) -> int | None:
+    """The smallest input height/width whose feature maps all keep at least one cell (below
+    it Keras fails inside a pooling or convolution layer); None for a model it does not know."""
+    if model not in ("ssd7", "ssd300", "ssd512"):
+        return None
+    return next(n for n in range(1, 4096) if _smallest_feature_map(model, n) >= 1)
+
+
+def check_image_size(model: str, image_size) -> None:
+    """ValueError naming the size and the model's minimum when ``image_size`` is too small."""
+    minimum = min_image_side(model)
+    if minimum is not None and min(int(v) for v in image_size) < minimum:
+        size = " x ".join(str(int(v)) for v in image_size)
+        raise ValueError(
+            f"image size {size} is too small for {model}: its smallest feature map needs at "
+            f"least {minimum} pixels in height and width"
+        )
+
+
+def run_has_trained(folder) -> bool:
+    """Whether a run folder holds the results of training (a finished epoch's backup or a saved
+    model), as opposed to the files a run writes before its first epoch ends."""
+    folder = Path(folder)
+    return any(
+        (folder / name).is_file()
+        for name in ("backup/latest.weights.h5", "model.keras", "model_best.keras")
+    )
+
+
 def _preset(model: str) -> dict:
     if model == "ssd7":
         return dict(_SSD7)
@@ -117,6 +166,7 @@ class RunConfig:
         image_size = tuple(int(v) for v in image_size)
         if len(image_size) != 2 or min(image_size) < 32:
             raise ValueError(f"image_size must be (height, width), each >= 32, got {image_size}")
+        check_image_size(model, image_size)
         kwargs = _preset(model)
         if "variances" in overrides and overrides["variances"] is None:
             del overrides["variances"]  # None: the preset's

@@ -41,7 +41,15 @@ def voc_split_exists(root, split: str) -> bool:
     return (Path(root) / "ImageSets" / "Main" / f"{split}.txt").is_file()
 
 
-def load_voc(root, split: str, classes, verbose: bool = False):
+def load_voc(
+    root,
+    split: str,
+    classes,
+    verbose: bool = False,
+    bad_items: str = "drop",
+    unknown_classes: str = "raise",
+    check_images: bool = True,
+):
     """A Pascal VOC layout folder (``JPEGImages/``, ``Annotations/``, ``ImageSets/Main/``).
 
     Args:
@@ -49,6 +57,13 @@ def load_voc(root, split: str, classes, verbose: bool = False):
         split: the image set name (``ImageSets/Main/<split>.txt``).
         classes: class names, background first.
         verbose: progress bars.
+        bad_items: ``'drop'`` (default: a missing or undecodable image, a missing or malformed
+            annotation is left out and named in the data report) or ``'raise'`` (one
+            `DataValidationError` naming them); see `DataGenerator.parse_xml`.
+        unknown_classes: ``'raise'`` (default) or ``'drop'`` objects whose class is not in
+            ``classes``.
+        check_images: decode every image once while loading, so that a damaged file is found
+            here instead of crashing a training or evaluation run half-way.
 
     Returns:
         A `DataGenerator` with labels ``(class_id, xmin, ymin, xmax, ymax)`` in pixels.
@@ -69,14 +84,25 @@ def load_voc(root, split: str, classes, verbose: bool = False):
         annotations_dirs=[str(annotations)],
         classes=list(classes),
         verbose=verbose,
+        bad_items=bad_items,
+        unknown_classes=unknown_classes,
+        check_images=check_images,
     )
     if dataset.get_dataset_size() == 0:
         raise ValueError(f"{image_set}: no usable image in this split")
     return dataset
 
 
-def load_csv(images_dir, labels_csv, input_format=CSV_DEFAULT_FORMAT, verbose: bool = False):
-    """A CSV file with one box per row (see `DataGenerator.parse_csv`)."""
+def load_csv(
+    images_dir,
+    labels_csv,
+    input_format=CSV_DEFAULT_FORMAT,
+    verbose: bool = False,
+    bad_items: str = "drop",
+    check_images: bool = True,
+):
+    """A CSV file with one box per row (see `DataGenerator.parse_csv`; ``bad_items`` and
+    ``check_images`` as in `load_voc`)."""
     from data_generator.object_detection_2d_data_generator import DataGenerator
 
     _require(Path(images_dir), "image folder")
@@ -87,12 +113,21 @@ def load_csv(images_dir, labels_csv, input_format=CSV_DEFAULT_FORMAT, verbose: b
         labels_filename=os.fspath(labels_csv),
         input_format=list(input_format),
         verbose=verbose,
+        bad_items=bad_items,
+        check_images=check_images,
     )
     return dataset
 
 
-def load_coco(images_dir, annotations_json, verbose: bool = False):
-    """A COCO JSON annotation file; returns ``(dataset, classes)`` (background first)."""
+def load_coco(
+    images_dir,
+    annotations_json,
+    verbose: bool = False,
+    bad_items: str = "drop",
+    check_images: bool = True,
+):
+    """A COCO JSON annotation file; returns ``(dataset, classes)`` (background first;
+    ``bad_items`` and ``check_images`` as in `load_voc`)."""
     from data_generator.object_detection_2d_data_generator import DataGenerator
 
     _require(Path(images_dir), "image folder")
@@ -103,6 +138,8 @@ def load_coco(images_dir, annotations_json, verbose: bool = False):
         annotations_filenames=[os.fspath(annotations_json)],
         ground_truth_available=True,
         verbose=verbose,
+        bad_items=bad_items,
+        check_images=check_images,
     )
     names = dataset.classes_to_names
     classes = ["background"] + [names[i] for i in range(1, len(names) + 1)]

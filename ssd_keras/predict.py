@@ -23,32 +23,84 @@ EXPORTED_SUFFIXES = (".tflite", ".onnx", ".xml")
 CAMERA_PACE_FRAMES = 10  # frames timed before a camera's output video is opened
 
 
+def keras_file_damage(path) -> str | None:
+    """Why a ``.keras`` file cannot hold a model, or None when it is a whole archive.
+
+    A ``.keras`` file is a zip archive; a truncated copy (an interrupted download or copy, a full
+    disk) has lost its central directory, and a corrupted one fails a member's CRC check.
+    """
+    import zipfile
+
+    path = Path(path)
+    try:
+        with zipfile.ZipFile(path) as archive:
+            broken = archive.testzip()
+    except (zipfile.BadZipFile, EOFError, OSError) as error:
+        return (
+            f"damaged or truncated: not a complete .keras archive ({path.stat().st_size} bytes; "
+            f"{error})"
+        )
+    if broken is not None:
+        return f"damaged: its member {broken} fails the CRC check"
+    return None
+
+
+def run_model_file(folder) -> Path:
+    """The model file of a run folder: ``model_best.keras``, else ``model.keras``.
+
+    A damaged or truncated file is named on stderr and passed over for the other one.
+
+    Raises:
+        FileNotFoundError: the folder holds neither file.
+        ValueError: every model file there is damaged (naming them).
+    """
+    import sys
+
+    folder = Path(folder)
+    candidates = [p for p in (folder / "model_best.keras", folder / "model.keras") if p.is_file()]
+    if not candidates:
+        raise FileNotFoundError(
+            f"{folder} holds no model_best.keras or model.keras (is it a training run folder?)"
+        )
+    damage = {p: keras_file_damage(p) for p in candidates}
+    for p, why in damage.items():
+        if why is not None:
+            print(f"warning: {p}: {why}", file=sys.stderr)
+    whole = [p for p in candidates if damage[p] is None]
+    if not whole:
+        raise ValueError(f"{candidates[0]}: {damage[candidates[0]]} (and no whole model file)")
+    return whole[0]
+
+
 def load_run(path):
-    """Loads a trained model and its `RunConfig`.
+    """Loads a trained model and its `RunConfig`; says on stderr which file it loaded.
 
     Args:
-        path: a run folder (``config.json`` + ``model_best.keras`` or ``model.keras``) or a
-            ``.keras`` file with ``config.json`` in the same folder.
+        path: a run folder (``config.json`` + ``model_best.keras`` or ``model.keras``, see
+            `run_model_file`) or a ``.keras`` file with ``config.json`` in the same folder.
 
     Returns:
         ``(model, config)``.
+
+    Raises:
+        ValueError: the model file is damaged or truncated (naming it).
     """
+    import sys
+
     from ssd_keras.config import CONFIG_FILE, RunConfig
 
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"model not found: {path}")
     if path.is_dir():
-        candidates = [path / "model_best.keras", path / "model.keras"]
-        model_file = next((p for p in candidates if p.is_file()), None)
-        if model_file is None:
-            raise FileNotFoundError(
-                f"{path} holds no model_best.keras or model.keras (is it a training run folder?)"
-            )
+        model_file = run_model_file(path)
         config_file = path / CONFIG_FILE
     else:
         if path.suffix != ".keras":
             raise ValueError(f"{path}: expected a run folder or a .keras model file")
+        damage = keras_file_damage(path)
+        if damage is not None:
+            raise ValueError(f"{path}: {damage}")
         model_file = path
         config_file = path.parent / CONFIG_FILE
     if not config_file.is_file():
@@ -63,6 +115,7 @@ def load_run(path):
     import models  # noqa: F401  (registers the custom layers for loading)
 
     model = keras.models.load_model(model_file, compile=False)
+    print(f"model: {model_file}", file=sys.stderr)
     return model, config
 
 
@@ -298,14 +351,18 @@ def _rows(detections, classes) -> list[dict]:
 def predict_images(predictor, paths, out_dir, batch_size: int = 8, verbose: bool = True) -> dict:
     """Detects on image files; writes ``<stem>_pred.jpg`` per image and ``detections.json``.
 
+    A file that cannot be decoded (empty, truncated, not an image) is skipped and named in
+    ``"skipped"``; the other images are still done.
+
     Returns:
         ``{"n_images", "seconds", "fps", "model_fps", "detections": {path: [...]},
-        "outputs": [...]}``; ``seconds`` and ``fps`` count the model and the decoding (not the
-        reading and writing of files), ``model_fps`` the model call alone.
+        "outputs": [...], "skipped": {path: reason}}``; ``seconds`` and ``fps`` count the model
+        and the decoding (not the reading and writing of files), ``model_fps`` the model call
+        alone.
     """
     from tqdm import tqdm
 
-    from data_generator.image_io import read_image
+    from data_generator.image_io import ImageReadError, read_image
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -314,11 +371,18 @@ def predict_images(predictor, paths, out_dir, batch_size: int = 8, verbose: bool
     blank = np.zeros((predictor.config.img_height, predictor.config.img_width, 3), np.uint8)
     predictor([blank] * min(batch_size, len(paths)))
     predictor.reset_timers()
-    results, outputs = {}, []
+    results, outputs, skipped = {}, [], {}
     starts = range(0, len(paths), batch_size)
     for start in tqdm(starts, desc="Predicting", disable=not verbose):
-        chunk = paths[start : start + batch_size]
-        images = [read_image(p) for p in chunk]
+        chunk, images = [], []
+        for path in paths[start : start + batch_size]:
+            try:
+                images.append(read_image(path))
+                chunk.append(path)
+            except ImageReadError as error:
+                skipped[str(path)] = str(error).removeprefix(f"{path}: ")
+        if not images:
+            continue
         detections = predictor(images)
         for path, image, boxes in zip(chunk, images, detections):
             drawn = draw_detections(image, boxes, classes)
@@ -327,21 +391,23 @@ def predict_images(predictor, paths, out_dir, batch_size: int = 8, verbose: bool
             outputs.append(str(target))
             results[str(path)] = _rows(boxes, classes)
     (out_dir / "detections.json").write_text(json.dumps(results, indent=1) + "\n")
+    n_done = len(results)
     seconds = predictor.model_seconds + predictor.decode_seconds
-    fps = len(paths) / seconds if seconds > 0 else float("inf")
-    model_fps = _rate([predictor.model_seconds], len(paths))
-    if verbose:
+    fps = n_done / seconds if seconds > 0 else float("inf")
+    model_fps = _rate([predictor.model_seconds], n_done)
+    if verbose and n_done:
         print(
-            f"{len(paths)} image(s) in {seconds:.2f} s: {fps:.1f} FPS model + decoding, "
+            f"{n_done} image(s) in {seconds:.2f} s: {fps:.1f} FPS model + decoding, "
             f"{model_fps:.1f} FPS model only (batch size {batch_size}); pictures in {out_dir}"
         )
     return {
-        "n_images": len(paths),
+        "n_images": n_done,
         "seconds": seconds,
         "fps": fps,
         "model_fps": model_fps,
         "detections": results,
         "outputs": outputs,
+        "skipped": skipped,
     }
 
 

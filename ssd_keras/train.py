@@ -42,7 +42,7 @@ from pathlib import Path
 import keras
 
 from ssd_keras.callbacks import DatasetEpoch, TrainingBackup
-from ssd_keras.config import RunConfig
+from ssd_keras.config import RunConfig, run_has_trained
 from ssd_keras.data import training_transformations
 
 OPTIMIZERS = ("adam", "sgd")
@@ -103,17 +103,35 @@ class TrainResult:
     paths: dict
 
 
-def _check_out_dir(out_dir: Path, resume: bool, overwrite: bool) -> None:
-    has_run = (out_dir / "config.json").exists() or (out_dir / BACKUP_DIR).exists()
+def finished_epochs(out_dir) -> int | None:
+    """The number of epochs the run in ``out_dir`` has completed (from its backup), or None."""
+    metadata = Path(out_dir) / BACKUP_DIR / "training_metadata.json"
+    if not metadata.is_file():
+        return None
+    try:
+        return int(json.loads(metadata.read_text())["epoch"])
+    except (ValueError, KeyError, TypeError):
+        return None
+
+
+def _check_out_dir(out_dir: Path, resume: bool, overwrite: bool, epochs: int) -> None:
     if resume:
         if not (out_dir / BACKUP_DIR / "latest.weights.h5").is_file():
             raise FileNotFoundError(
                 f"nothing to resume in {out_dir}: no {BACKUP_DIR}/latest.weights.h5 (a run writes "
                 "it at the end of its first epoch)"
             )
+        done = finished_epochs(out_dir)
+        if done is not None and done >= epochs:
+            raise ValueError(
+                f"the run in {out_dir} finished at epoch {done}; raise epochs (--epochs) above "
+                f"{done} to continue it"
+            )
         return
-    if has_run:
-        if not overwrite:
+    # A folder whose run never finished an epoch (it stopped on bad data, a bad argument or an
+    # interruption) holds only what a run writes at its start: it is started again.
+    if (out_dir / "config.json").exists() or (out_dir / BACKUP_DIR).exists():
+        if run_has_trained(out_dir) and not overwrite:
             raise RunExistsError(
                 f"{out_dir} already holds a training run; continue it with resume (--resume), "
                 "start over with overwrite (--overwrite), or choose another output folder"
@@ -222,7 +240,7 @@ def train(
         raise ValueError(f"learning_rate must be > 0, got {learning_rate!r}")
 
     out_dir = Path(out_dir)
-    _check_out_dir(out_dir, resume, overwrite)
+    _check_out_dir(out_dir, resume, overwrite, int(epochs))
     if resume:
         saved = RunConfig.load(out_dir)
         if json.dumps(saved.to_json(), sort_keys=True) != json.dumps(

@@ -130,6 +130,8 @@ def test_bad_arguments_name_the_problem(tiny_shapes, tmp_path, capsys):
     assert "nothing to resume" in err
     (tmp_path / "used").mkdir()
     (tmp_path / "used" / "config.json").write_text("{}")
+    (tmp_path / "used" / "model.keras").write_text("")  # a run that trained (a bare config.json
+    # is what a run that stopped before its first epoch ends leaves: see test_bad_input)
     err = _error(["train", "--data", root, "--out", str(tmp_path / "used")], capsys)
     assert "already holds a training run" in err and "--resume" in err
     err = _error(["train", "--csv", missing, "--images", root, "--out", str(tmp_path)], capsys)

@@ -1,0 +1,285 @@
+"""What a new user hits on real data (issue 14): damaged images, too small inputs, finished or
+half-written runs, foreign class sets, damaged model files. Every bad input gives exit status 2
+and one line naming the file or option, and the same command succeeds once the input is fixed,
+without --overwrite."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from data_generator.data_report import DataWarning
+from ssd_keras.cli import main
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+TRAIN = ["--image-size", "64", "96", "--steps-per-epoch", "1", "--batch-size", "4", "--quiet"]
+
+
+def _cli_error(argv, capsys) -> str:
+    """Runs the CLI, expects exit status 2, returns stderr (one line)."""
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    errors = [line for line in err if "error:" in line]
+    assert len(errors) == 1, err
+    return errors[0]
+
+
+def _damage(image: Path, how: str) -> bytes:
+    """Damages an image file as a user's copy might be; returns the original bytes."""
+    original = image.read_bytes()
+    if how == "truncated":
+        image.write_bytes(original[: len(original) // 3])
+    elif how == "empty":
+        image.write_bytes(b"")
+    else:
+        image.write_text("this is not an image\n")
+    return original
+
+
+@pytest.fixture()
+def shapes_copy(tiny_shapes, tmp_path):
+    """A private copy of the tiny shapes dataset, to damage."""
+    root = tmp_path / "shapes"
+    shutil.copytree(tiny_shapes["root"], root)
+    return root
+
+
+def _ids(root: Path, split: str) -> list[str]:
+    return (root / "ImageSets" / "Main" / f"{split}.txt").read_text().split()
+
+
+@pytest.fixture(scope="module")
+def trained_run(tiny_shapes, tmp_path_factory):
+    """A one-epoch SSD7 run on the tiny shapes."""
+    run = tmp_path_factory.mktemp("run") / "run"
+    assert (
+        main(["train", "--data", tiny_shapes["root"], "--epochs", "1", "--out", str(run)] + TRAIN)
+        == 0
+    )
+    return run
+
+
+def test_train_drops_undecodable_images_and_names_them(shapes_copy, tmp_path):
+    ids = _ids(shapes_copy, "train")
+    damaged = {ids[0]: "truncated", ids[1]: "empty", ids[2]: "text"}
+    for image_id, how in damaged.items():
+        _damage(shapes_copy / "JPEGImages" / f"{image_id}.jpg", how)
+    run = tmp_path / "run"
+    with pytest.warns(DataWarning) as caught:
+        code = main(
+            ["train", "--data", str(shapes_copy), "--epochs", "1", "--out", str(run)] + TRAIN
+        )
+    assert code == 0
+    report = "\n".join(str(w.message) for w in caught)
+    assert "3 dropped image" in report
+    for image_id in damaged:
+        assert f"{image_id}.jpg: unreadable image" in report
+    assert (run / "model.keras").is_file()
+
+
+def test_bad_image_with_bad_items_raise_stops_cleanly_and_rerun_succeeds(
+    shapes_copy, tmp_path, capsys
+):
+    image = shapes_copy / "JPEGImages" / f"{_ids(shapes_copy, 'train')[5]}.jpg"
+    original = _damage(image, "truncated")
+    run = tmp_path / "run"
+    argv = ["train", "--data", str(shapes_copy), "--epochs", "1", "--out", str(run)] + TRAIN
+    err = _cli_error(argv + ["--bad-items", "raise"], capsys)
+    assert str(image) in err and "not a decodable image" in err and "--bad-items drop" in err
+    image.write_bytes(original)
+    assert main(argv + ["--bad-items", "raise"]) == 0
+    assert (run / "model.keras").is_file()
+
+
+@pytest.mark.slow
+def test_a_run_that_never_trained_does_not_block_its_rerun(tiny_shapes, tmp_path):
+    # What a run that stopped before its first epoch ended leaves behind.
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.json").write_text("{}")
+    (run / "train_args.json").write_text("{}")
+    (run / "training_log.csv").write_text("")
+    argv = ["train", "--data", tiny_shapes["root"], "--epochs", "1", "--out", str(run)] + TRAIN
+    assert main(argv) == 0
+    assert json.loads((run / "config.json").read_text())["model"] == "ssd7"
+    assert len((run / "training_log.csv").read_text().splitlines()) == 2
+
+
+def test_too_small_image_size_is_refused_before_anything_is_written(tiny_shapes, tmp_path, capsys):
+    run = tmp_path / "run"
+    base = ["train", "--data", tiny_shapes["root"], "--epochs", "1", "--out", str(run)]
+    rest = TRAIN[3:]
+    for size in (["32", "32"], ["37", "53"], ["63", "96"]):
+        err = _cli_error(base + ["--image-size", *size] + rest, capsys)
+        assert "--image-size" in err and f"{size[0]} x {size[1]}" in err and "at least 64" in err
+        assert not (run / "config.json").exists()
+    assert main(base + ["--image-size", "64", "64"] + rest) == 0
+
+
+@pytest.mark.parametrize(
+    ("model", "minimum"),
+    [("ssd7", 64), pytest.param("ssd300", 257, marks=pytest.mark.slow)],
+)
+def test_min_image_side_is_the_real_minimum(model, minimum):
+    """The builder works at the minimum and fails inside Keras one pixel below it."""
+    from ssd_keras.config import RunConfig, min_image_side
+
+    assert min_image_side(model) == minimum
+    other = 300 if model == "ssd7" else 300
+    config = RunConfig.create(model, ["background", "a"], image_size=(minimum, other))
+    model_, sizes = config.build_model(return_predictor_sizes=True)
+    assert min(sizes.min(axis=0)) >= 1
+    config.image_size = (minimum - 1, other)
+    with pytest.raises(ValueError, match="zero or negative|negative dimension|must be"):
+        config.build_model()
+    with pytest.raises(ValueError, match=f"at least {minimum}"):
+        RunConfig.create(model, ["background", "a"], image_size=(minimum - 1, other))
+
+
+def test_resume_of_a_finished_run_says_so_and_rewrites_nothing(trained_run, tiny_shapes, capsys):
+    model_file = trained_run / "model.keras"
+    before = model_file.stat().st_mtime_ns
+    err = _cli_error(["train", "--out", str(trained_run), "--resume"], capsys)
+    assert "finished at epoch 1" in err and "--epochs" in err
+    assert model_file.stat().st_mtime_ns == before
+
+
+@pytest.mark.slow
+def test_resume_of_a_finished_run_with_more_epochs_continues(tiny_shapes, tmp_path, capsys):
+    run = tmp_path / "run"
+    assert (
+        main(["train", "--data", tiny_shapes["root"], "--epochs", "1", "--out", str(run)] + TRAIN)
+        == 0
+    )
+    _cli_error(["train", "--out", str(run), "--resume"], capsys)
+    assert main(["train", "--out", str(run), "--resume", "--epochs", "2"]) == 0
+    assert "trained epochs 2..2 of 2" in capsys.readouterr().out
+
+
+def test_evaluate_drops_a_damaged_test_image(trained_run, shapes_copy, capsys):
+    image_id = _ids(shapes_copy, "test")[0]
+    _damage(shapes_copy / "JPEGImages" / f"{image_id}.jpg", "empty")
+    with pytest.warns(DataWarning, match=f"{image_id}.jpg: unreadable image"):
+        code = main(
+            [
+                "evaluate",
+                "--run",
+                str(trained_run),
+                "--data",
+                str(shapes_copy),
+                "--split",
+                "test",
+                "--json",
+            ]
+        )
+    assert code == 0
+    assert json.loads(capsys.readouterr().out)["n_images"] == 5
+
+
+def test_predict_skips_and_names_a_bad_image_and_does_the_rest(
+    trained_run, shapes_copy, tmp_path, capsys
+):
+    images = shapes_copy / "JPEGImages"
+    bad = images / f"{_ids(shapes_copy, 'test')[0]}.jpg"
+    original = _damage(bad, "text")
+    out = tmp_path / "pred"
+    argv = ["predict", "--run", str(trained_run), str(images), "--out", str(out)]
+    err = _cli_error(argv, capsys)
+    assert str(bad) in err and "not a decodable image" in err
+    pictures = sorted(p.name for p in out.glob("*_pred.jpg"))
+    assert len(pictures) == 21 and f"{bad.stem}_pred.jpg" not in pictures
+    bad.write_bytes(original)
+    assert main(argv) == 0
+    assert len(list(out.glob("*_pred.jpg"))) == 22
+
+
+def test_evaluate_on_another_class_set_is_one_short_line(trained_run, shapes_copy, capsys):
+    # Another dataset: no classes.txt, objects of classes the run does not know.
+    (shapes_copy / "classes.txt").unlink()
+    for xml in (shapes_copy / "Annotations").glob("*.xml"):
+        text = xml.read_text()
+        xml.write_text(
+            text.replace("<name>circle<", "<name>RBC<").replace("<name>square<", "<name>WBC<")
+        )
+    argv = ["evaluate", "--run", str(trained_run), "--data", str(shapes_copy), "--split", "test"]
+    err = _cli_error(argv, capsys)
+    assert len(err) < 400, err
+    assert "RBC, WBC" in err and "background, circle, square" in err
+    assert "--unknown-classes drop" in err and "unknown_classes=" not in err
+    with pytest.warns(DataWarning):
+        assert main(argv + ["--unknown-classes", "drop", "--json"]) == 0
+
+
+def test_a_runs_model_keras_loads_after_import_models(trained_run):
+    """The README's promise, in a fresh interpreter: `import models` is enough to load a run's
+    compiled model.keras (it references SSDLoss)."""
+    code = (
+        "import keras, models, sys\n"
+        f"model = keras.models.load_model({str(trained_run / 'model.keras')!r})\n"
+        "print(type(model.loss).__name__)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=PROJECT_ROOT, timeout=300
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip().endswith("SSDLoss")
+
+
+def test_damaged_model_files_are_named(trained_run, tiny_shapes, tmp_path, capsys):
+    run = tmp_path / "run"
+    shutil.copytree(trained_run, run)
+    model = run / "model.keras"
+    model.write_bytes(model.read_bytes()[:5000])
+    image = str(
+        Path(tiny_shapes["images_dir"]) / f"{_ids(Path(tiny_shapes['root']), 'test')[0]}.jpg"
+    )
+    out = str(tmp_path / "pred")
+    err = _cli_error(["predict", "--run", str(model), image, "--out", out], capsys)
+    assert str(model) in err and "damaged or truncated" in err and "File not found" not in err
+    # The run folder: model_best.keras is loaded, and the damaged model.keras is named.
+    assert main(["predict", "--run", str(run), image, "--out", out]) == 0
+    err = capsys.readouterr().err
+    assert f"model: {run / 'model_best.keras'}" in err
+    assert f"{model}: damaged or truncated" in err
+    # A damaged model_best.keras: model.keras (whole again) is used instead.
+    shutil.copy(trained_run / "model.keras", model)
+    best = run / "model_best.keras"
+    best.write_bytes(best.read_bytes()[:-100])
+    assert main(["predict", "--run", str(run), image, "--out", out]) == 0
+    err = capsys.readouterr().err
+    assert f"{best}: damaged or truncated" in err and f"model: {model}" in err
+
+
+def test_data_report_counts_dropped_items_and_says_what_happens_to_kept_boxes(
+    shared_data_dir, tmp_path
+):
+    """One missing image in BCCD train is one dropped image; the zero-size box also reported is a
+    note (kept in the labels, left out of every batch), not a second bad item."""
+    from ssd_keras.data import load_voc
+
+    source = shared_data_dir / "bccd" / "BCCD"
+    root = tmp_path / "bccd"
+    (root / "JPEGImages").mkdir(parents=True)
+    for name in ("Annotations", "ImageSets"):
+        (root / name).symlink_to(source / name)
+    for image in (source / "JPEGImages").iterdir():
+        (root / "JPEGImages" / image.name).symlink_to(image)
+    missing = root / "JPEGImages" / "BloodImage_00001.jpg"
+    missing.unlink()
+    classes = ["background", "RBC", "WBC", "Platelets"]
+    with pytest.warns(DataWarning) as caught:
+        dataset = load_voc(root, "train", classes, check_images=False)
+    summary = str(caught[0].message)
+    assert summary.splitlines()[0] == "parse_xml: 1 dropped image, 1 kept:"
+    assert "2 bad item" not in summary
+    kept = dataset.data_report.with_action("kept")[0]
+    assert "zero-size or inverted box [181, 329, 181, 329]" in kept.reason
+    assert "removes it from every batch" in kept.reason
