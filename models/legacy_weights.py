@@ -278,8 +278,13 @@ def load_legacy_weights(model, filepath, skip_mismatch=False, verbose=False) -> 
         raise FileNotFoundError(f"weights file {str(path)!r} does not exist")
     with h5py.File(path, "r") as h5file:
         file_layers = _resolve_wrappers(_file_layer_weights(_weights_group(h5file), str(path)))
+        has_optimizer_state = "optimizer_weights" in h5file
 
     report = LegacyWeightsReport(filepath=str(path))
+    if has_optimizer_state:
+        report.not_restored.append(
+            "optimizer_weights: the optimizer state is not read here (resume_from_h5 does)"
+        )
     # Model layers keyed by the name of the layer holding the weights (a wrapper by its inner one).
     targets = {}
     for layer in model.layers:
