@@ -18,6 +18,21 @@ scene with few objects, not of a worst case; ``--confidence-thresh 0.01`` shows 
 
 Example:
     .venv/bin/python bench/inference_speed.py --runs 10 > bench_inference.json
+
+Runtimes side by side (``--runtimes``): the training-mode model of each ``--models`` entry
+exported to LiteRT (float32 / dynamic-range / int8), ONNX Runtime and OpenVINO (float32 / bf16
+/ NNCF int8), plus the Keras model itself (``predict_on_batch``, what `Predictor` calls, and a
+plain `tf.function` of the model, to see the Keras per-call overhead) and torchvision's peer
+(``ssd300_vgg16`` backbone + head, random weights, for SSD300 and SSD7), on real VOC images
+(``../shared/data/voc2012_sample``). Every variant is warmed up, then all are called in turn,
+``--runs`` rounds (interleaved, so load changes hit all alike; each variant in its own process,
+`bench/runtime_worker.py`, as TensorFlow and PyTorch crash in one); the median, min and
+interquartile spread of each and the ratios to torchvision (median and best-of-n) are printed,
+with the load average before and after. ``--table FILE`` writes them as a Markdown table.
+torch/torchvision are not project dependencies: run it from a virtualenv that has them::
+
+    .venv-bench/bin/python bench/inference_speed.py --runtimes all --models ssd300,ssd7 \
+        --batch-sizes 1 --runs 30 --table bench/results/runtimes.md > runtimes.json
 """
 
 from __future__ import annotations
@@ -69,9 +84,16 @@ def main(argv=None) -> int:
     parser.add_argument("--runs", type=int, default=10)
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--confidence-thresh", type=float, default=0.5)
+    parser.add_argument(
+        "--runtimes",
+        help=f"compare runtimes instead: 'all' or a comma list of {', '.join(RUNTIME_VARIANTS)}",
+    )
+    parser.add_argument("--table", metavar="FILE", help="--runtimes: also write a Markdown table")
     args = parser.parse_args(argv)
     if args.runs < 1 or args.warmup < 1:
         parser.error("--runs and --warmup must be >= 1")
+    if args.runtimes:
+        return compare_runtimes(args)
 
     keras.utils.set_random_seed(0)
     rng = np.random.default_rng(0)
@@ -117,6 +139,179 @@ def main(argv=None) -> int:
     }
     print(json.dumps(report, indent=2))
     return 0
+
+
+# --------------------------------------------------------------------------------------------
+# Runtimes side by side
+# --------------------------------------------------------------------------------------------
+
+# Exported variants: name -> (export format, quantization); keras* and torchvision are not
+# exports.
+EXPORTS = {
+    "litert": ("tflite", None),
+    "litert_dynamic": ("tflite", "dynamic"),
+    "litert_int8": ("tflite", "int8"),
+    "onnxruntime": ("onnx", None),
+    "openvino": ("openvino", None),
+    "openvino_bf16": ("openvino", "bf16"),
+    "openvino_int8": ("openvino", "int8"),
+}
+RUNTIME_VARIANTS = ("keras", "keras_tf_function", *EXPORTS, "torchvision")
+# torchvision's counterpart of each model (backbone + head, no decoding): SSD7 has none of its
+# own, so it is timed against SSD300's to put the small model on the same scale.
+TORCHVISION_PEERS = {"ssd300": "ssd300_vgg16", "ssd7": "ssd300_vgg16"}
+VOC_SAMPLE = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "voc2012_sample"
+WORKER = Path(__file__).resolve().parent / "runtime_worker.py"
+
+
+def _voc_images(height: int, width: int, n: int = 16) -> np.ndarray:
+    """``n`` real VOC images resized to the model input, float32 pixels in [0, 255]."""
+    import cv2
+
+    files = sorted((VOC_SAMPLE / "JPEGImages").glob("*.jpg"))[:n]
+    if not files:
+        raise SystemExit(f"no VOC images in {VOC_SAMPLE / 'JPEGImages'}")
+    images = [cv2.resize(cv2.imread(str(f))[..., ::-1], (width, height)) for f in files]
+    return np.stack(images).astype("float32")
+
+
+def _start_worker(kind: str, target, images: np.ndarray, folder: Path, key: str, args):
+    """A `bench/runtime_worker.py` process running one variant, warmed up (None if it failed)."""
+    import subprocess
+
+    np.save(folder / f"{key}.npy", images)
+    log = open(folder / f"{key}.log", "w")
+    command = [sys.executable, str(WORKER), kind, str(target), str(folder / f"{key}.npy")]
+    command += [str(args.warmup), args.batch_sizes]
+    process = subprocess.Popen(
+        command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log, text=True
+    )
+    if process.stdout.readline().strip() != "ready":
+        process.wait()
+        tail = (folder / f"{key}.log").read_text().strip().splitlines()[-1:]
+        print(f"{key}: worker failed ({tail})", file=sys.stderr, flush=True)
+        return None
+    return process
+
+
+def _call(process, batch_size: int) -> float:
+    process.stdin.write(f"{batch_size}\n")
+    process.stdin.flush()
+    return float(process.stdout.readline())
+
+
+def _start_workers(name: str, variants, folder: Path, args) -> dict:
+    """One warmed-up worker process per variant of model ``name``."""
+    from model_optimization import export
+
+    builder, preset = MODELS[name]
+    height, width, _ = preset["image_size"]
+    images = _voc_images(height, width)
+    model = builder(**{**preset, "mode": "training"})
+    model.save(folder / f"{name}.keras")
+    workers = {}
+    for variant in variants:
+        key = f"{name}_{variant}"
+        if variant in ("keras", "keras_tf_function"):
+            workers[variant] = _start_worker(
+                variant, folder / f"{name}.keras", images, folder, key, args
+            )
+        elif variant == "torchvision":
+            peer = TORCHVISION_PEERS.get(name)
+            if peer is not None:
+                size = 320 if "320" in peer else 300
+                workers[f"torchvision_{peer}"] = _start_worker(
+                    "torchvision", peer, _voc_images(size, size), folder, key, args
+                )
+        else:
+            fmt, quantization = EXPORTS[variant]
+            suffix = {"tflite": ".tflite", "onnx": ".onnx", "openvino": ".xml"}[fmt]
+            path = folder / f"{key}{suffix}"
+            try:
+                export(model, path, format=fmt, quantization=quantization,
+                       representative_data=images, num_calibration_samples=len(images))  # fmt: skip
+            except ImportError as error:  # that runtime is not installed here
+                print(f"{key}: skipped ({error})", file=sys.stderr, flush=True)
+                continue
+            workers[variant] = _start_worker("export", path, images, folder, key, args)
+    return {k: w for k, w in workers.items() if w is not None}
+
+
+def compare_runtimes(args) -> int:
+    import tempfile
+
+    variants = RUNTIME_VARIANTS if args.runtimes == "all" else args.runtimes.split(",")
+    unknown = sorted(set(variants) - set(RUNTIME_VARIANTS))
+    if unknown:
+        raise SystemExit(f"--runtimes: unknown {unknown}; choose from {RUNTIME_VARIANTS}")
+    keras.utils.set_random_seed(0)
+    load_before = [round(v, 2) for v in os.getloadavg()]
+    results = []
+    with tempfile.TemporaryDirectory() as folder:
+        for name in args.models.split(","):
+            workers = _start_workers(name, variants, Path(folder), args)
+            for batch_size in (int(b) for b in args.batch_sizes.split(",")):
+                times = {key: [] for key in workers}
+                for _ in range(args.runs):  # interleaved: every variant once per round
+                    for key, process in workers.items():
+                        times[key].append(_call(process, batch_size))
+                peer = next((k for k in times if k.startswith("torchvision")), None)
+                for key, values in times.items():
+                    q1, _, q3 = statistics.quantiles(values, n=4)
+                    row = {
+                        "model": name,
+                        "runtime": key,
+                        "batch_size": batch_size,
+                        "median_ms": round(1000 * statistics.median(values), 3),
+                        "min_ms": round(1000 * min(values), 3),
+                        "iqr_ms": round(1000 * (q3 - q1), 3),
+                        "runs": args.runs,
+                    }
+                    if peer is not None:
+                        row["vs_torchvision_median"] = round(
+                            statistics.median(times[peer]) / statistics.median(values), 3
+                        )
+                        row["vs_torchvision_best"] = round(min(times[peer]) / min(values), 3)
+                    results.append(row)
+                    print(json.dumps(row), file=sys.stderr, flush=True)
+            for process in workers.values():
+                process.stdin.write("quit\n")
+                process.stdin.flush()
+                process.wait()
+            keras.backend.clear_session()
+    report = {
+        "benchmark": "inference_speed_runtimes",
+        "keras": keras.__version__,
+        "cpu_count": os.cpu_count(),
+        "machine": platform.machine(),
+        "python": platform.python_version(),
+        "images": str(VOC_SAMPLE / "JPEGImages"),
+        "warmup": args.warmup,
+        "load_average_before": load_before,
+        "load_average_after": [round(v, 2) for v in os.getloadavg()],
+        "results": results,
+    }
+    print(json.dumps(report, indent=2))
+    if args.table:
+        Path(args.table).write_text(_markdown_table(report))
+    return 0
+
+
+def _markdown_table(report: dict) -> str:
+    lines = [
+        "| model | runtime | batch | median ms | best ms | IQR ms | vs torchvision (median) "
+        "| vs torchvision (best) |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for r in report["results"]:
+        lines.append(
+            f"| {r['model']} | {r['runtime']} | {r['batch_size']} | {r['median_ms']:.1f} "
+            f"| {r['min_ms']:.1f} | {r['iqr_ms']:.1f} | {r.get('vs_torchvision_median', '')}x "
+            f"| {r.get('vs_torchvision_best', '')}x |"
+        )
+    load = f"{report['load_average_before']} -> {report['load_average_after']}"
+    lines.append(f"\n{report['cpu_count']} CPUs, load average (1/5/15 min) {load}.\n")
+    return "\n".join(lines) + "\n"
 
 
 if __name__ == "__main__":
