@@ -308,9 +308,9 @@ def load_legacy_weights(model, filepath, skip_mismatch=False, verbose=False) -> 
             if masks is None:
                 continue
             pairs += masks
-            step = np.asarray(_port_pruning_step(stored.pruning_step), "int32")
             if stored.pruning_step is not None:
-                pairs.append((wrapper.pruning_step, step))
+                step = _port_pruning_step(stored.pruning_step)
+                pairs.append((wrapper.pruning_step, np.asarray(step, "int32")))
             report.pruning_restored.append(layer.name)
         elif stored.masks:
             report.not_restored.extend(

@@ -404,3 +404,25 @@ def test_keras2_decay_becomes_the_same_inverse_time_decay():
     assert float(np.asarray(schedule(100))) == pytest.approx(0.01 / (1 + 1e-4 * 100))
     with pytest.raises(ValueError, match="class_name='Ftrl'"):
         optimizer_from_training_config({"optimizer_config": {"class_name": "Ftrl", "config": {}}})
+
+
+def test_wrapper_group_without_pruning_step_restores_the_mask_only(tmp_path):
+    inputs = keras.Input((8, 8, 3))
+    model = keras.Model(inputs, keras.layers.Conv2D(4, 3, name="conv")(inputs))
+    pruned = prune_low_magnitude(model, PolynomialDecay(0.5, 0.8, begin_step=0, end_step=10))
+    rng = np.random.default_rng(6)
+    mask = magnitude_mask(rng.normal(size=(3, 3, 3, 4)), 0.5).astype("float32")
+    kernel = rng.normal(size=(3, 3, 3, 4)).astype("float32") * mask
+    group = "prune_low_magnitude_conv"
+    weights = [
+        ("conv/kernel:0", kernel),
+        ("conv/bias:0", np.ones(4, "float32")),
+        (f"{group}/mask:0", mask),
+    ]
+    path = tmp_path / "no_step.h5"
+    write_keras2_full_model(path, [("input_1", []), (group, weights)])
+    report = load_legacy_weights(pruned, path)
+    assert report.pruning_restored == [group]
+    wrapper = pruning_wrappers(pruned)[0]
+    np.testing.assert_array_equal(np.asarray(wrapper.masks[0]), mask)
+    assert int(np.asarray(wrapper.pruning_step)) == -1  # as initialised: not trained yet
