@@ -24,8 +24,14 @@ small.compile(...); small.fit(...)                                  # optional f
 The outputs are unchanged when the removed channels are exactly zero where the consumers read
 them (e.g. a Conv->BN->ELU block whose BN gamma and beta are zero for those channels, or a
 Conv->ReLU block with zero kernel and bias): `tests/model_optimization` checks this on SSD7.
-A removed channel that is constant but non-zero is not folded into the consumer's bias (with
-`'same'` padding that would not be exact at the borders), so fine-tune after pruning.
+A removed channel behind a BatchNormalization is not zero: it carries ``act(beta + gamma * z)``
+with ``z`` about standard normal, whose mean the consumers relied on. `remove_filters` folds that
+mean (computed from gamma and beta by Gauss-Hermite quadrature through the element-wise
+activation) into the consumers' biases: exact for a constant channel (gamma = 0) away from
+`'same'` padding borders, and the expected value otherwise. Dropping it cost a lightly trained
+SSD7 most of its mAP after removing 10% of the filters (issue 14). The ``'contribution'``
+criterion ranks a filter by the standard deviation of that channel (what folding cannot keep)
+times the L1 norm of the consumer weights reading it.
 """
 
 from __future__ import annotations
@@ -181,6 +187,116 @@ class _Graph:
         return preserving, consumers
 
 
+# Channel statistics pass unchanged (approximately, for pooling) through these layers.
+_MOMENT_PRESERVING = (
+    keras.layers.MaxPooling1D,
+    keras.layers.MaxPooling2D,
+    keras.layers.MaxPooling3D,
+    keras.layers.AveragePooling1D,
+    keras.layers.AveragePooling2D,
+    keras.layers.AveragePooling3D,
+    keras.layers.Dropout,
+    keras.layers.SpatialDropout1D,
+    keras.layers.SpatialDropout2D,
+    keras.layers.SpatialDropout3D,
+    keras.layers.Identity,
+    keras.layers.ZeroPadding1D,
+    keras.layers.ZeroPadding2D,
+    keras.layers.ZeroPadding3D,
+    keras.layers.Cropping1D,
+    keras.layers.Cropping2D,
+    keras.layers.Cropping3D,
+    keras.layers.UpSampling1D,
+    keras.layers.UpSampling2D,
+    keras.layers.UpSampling3D,
+)
+_NODES, _WEIGHTS = np.polynomial.hermite_e.hermegauss(48)  # for E[f(Z)], Z ~ N(0, 1)
+_WEIGHTS = _WEIGHTS / _WEIGHTS.sum()
+
+
+def _activation(layer):
+    """The numpy form of an element-wise activation layer, or None."""
+    if isinstance(layer, keras.layers.ELU):
+        alpha = float(getattr(layer, "alpha", 1.0))
+        return lambda x: np.where(x > 0, x, alpha * np.expm1(np.minimum(x, 0)))
+    if isinstance(layer, keras.layers.ReLU) and not layer.max_value and not layer.threshold:
+        slope = float(layer.negative_slope or 0.0)
+        return lambda x: np.where(x > 0, x, slope * x)
+    if isinstance(layer, keras.layers.Activation):
+        name = getattr(layer.activation, "__name__", str(layer.activation))
+        if name == "relu":
+            return lambda x: np.maximum(x, 0)
+        if name == "elu":
+            return lambda x: np.where(x > 0, x, np.expm1(np.minimum(x, 0)))
+        if name == "linear":
+            return lambda x: x
+    return None
+
+
+def channel_moments(model: keras.Model, producer_name: str) -> dict:
+    """Mean and standard deviation of each output channel of a producer, as each consumer reads
+    it, where a BatchNormalization fixes them (``None`` for a consumer where they are unknown).
+
+    Behind a BatchNormalization (inference mode) a channel is ``beta + gamma * z`` with ``z``
+    about standard normal; an element-wise activation maps that through Gauss-Hermite
+    quadrature; pooling, padding and dropout layers are taken to keep the statistics.
+
+    Returns:
+        ``{consumer_name: (mean, std) or None}``; ``mean`` and ``std`` are ``(channels,)``.
+    """
+    graph = _Graph(model)
+    moments: dict = {}
+    frontier = [(producer_name, None)]
+    while frontier:
+        name, stats = frontier.pop(0)
+        for layer in graph.consumers.get(name, []):
+            kind = _kind(layer)
+            if kind == "consume":
+                moments[layer.name] = stats
+                continue
+            if kind != "preserve":
+                continue
+            activation = _activation(layer)
+            if isinstance(layer, keras.layers.BatchNormalization):
+                n = int(layer.moving_mean.shape[-1])
+                gamma = np.ones(n) if layer.gamma is None else np.abs(layer.gamma.numpy())
+                beta = np.zeros(n) if layer.beta is None else layer.beta.numpy()
+                new = (beta.astype(np.float64), gamma.astype(np.float64))
+            elif activation is not None and stats is not None:
+                values = activation(stats[0][:, None] + stats[1][:, None] * _NODES[None, :])
+                mean = values @ _WEIGHTS
+                std = np.sqrt(np.maximum(((values - mean[:, None]) ** 2) @ _WEIGHTS, 0.0))
+                new = (mean, std)
+            elif isinstance(layer, _MOMENT_PRESERVING):
+                new = stats
+            else:
+                new = None
+            frontier.append((layer.name, new))
+    return moments
+
+
+def _contribution_scores(model: keras.Model, layer_name: str) -> np.ndarray:
+    traced = _Graph(model).trace(layer_name)
+    if isinstance(traced, str):
+        raise ValueError(f"Layer '{layer_name}' cannot be pruned: {traced}.")
+    moments = channel_moments(model, layer_name)
+    layer = model.get_layer(layer_name)
+    n = int(layer.kernel.shape[-1])
+    scores = np.zeros(n)
+    for consumer, factor in traced[1]:
+        kernel = keras.ops.convert_to_numpy(consumer.kernel)
+        used = np.abs(kernel).sum(axis=tuple(i for i in range(kernel.ndim) if i != kernel.ndim - 2))
+        used = used.reshape(n, factor).sum(1)
+        stats = moments.get(consumer.name)
+        if stats is None:  # no BatchNormalization: the filter's kernel L1 stands for its scale
+            flat = keras.ops.convert_to_numpy(layer.kernel).reshape(-1, n)
+            spread = np.abs(flat).sum(0)
+        else:
+            spread = stats[1]
+        scores += spread * used
+    return scores
+
+
 def _expand(keep: np.ndarray, factor: int) -> np.ndarray:
     """Channel indices after a depth multiplier: `c -> c * factor + (0 .. factor - 1)`."""
     return (keep[:, None] * factor + np.arange(factor)[None, :]).ravel()
@@ -212,7 +328,10 @@ def filter_importance(
         model: the model.
         layer_name: a prunable producer.
         criterion: `'l1'` (sum of |kernel| per filter), `'l2'` (its Euclidean norm), `'bn_gamma'`
-            (|gamma| of the first BatchNormalization after the layer: network slimming), or
+            (|gamma| of the first BatchNormalization after the layer: network slimming),
+            `'contribution'` (the channel's standard deviation where the consumers read it, from
+            the BatchNormalization's gamma and beta through the activation, times the L1 norm
+            of the consumer weights reading it; see `channel_moments`), or
             `fn(layer) -> (channels,)` array.
 
     Returns:
@@ -225,6 +344,8 @@ def filter_importance(
         kernel = keras.ops.convert_to_numpy(layer.kernel)
         flat = kernel.reshape(-1, kernel.shape[-1])
         scores = np.abs(flat).sum(0) if criterion == "l1" else np.sqrt((flat**2).sum(0))
+    elif criterion == "contribution":
+        scores = _contribution_scores(model, layer_name)
     elif criterion == "bn_gamma":
         traced = _Graph(model).trace(layer_name)
         if isinstance(traced, str):
@@ -237,7 +358,8 @@ def filter_importance(
         scores = np.abs(keras.ops.convert_to_numpy(bns[0].gamma))
     else:
         raise ValueError(
-            f"`criterion` must be 'l1', 'l2', 'bn_gamma' or a callable, received {criterion!r}."
+            "`criterion` must be 'l1', 'l2', 'bn_gamma', 'contribution' or a callable, "
+            f"received {criterion!r}."
         )
     n = int(layer.kernel.shape[-1])
     if scores.shape != (n,):
@@ -338,6 +460,8 @@ def remove_filters(model: keras.Model, keep: Mapping[str, Iterable[int]]) -> ker
     graph = _Graph(model)
     out_keep: dict[str, np.ndarray] = {}
     in_keep: dict[str, np.ndarray] = {}
+    # Per consumer: the mean of each removed input channel (0 for kept ones), folded into its bias.
+    bias_shift: dict[str, np.ndarray] = {}
     preserved: dict[str, tuple[np.ndarray, int]] = {}
     for name, indices in keep.items():
         if name not in graph.layers:
@@ -353,6 +477,12 @@ def remove_filters(model: keras.Model, keep: Mapping[str, Iterable[int]]) -> ker
                 f"received {list(indices)}."
             )
         out_keep[name] = idx
+        removed = np.setdiff1d(np.arange(n), idx)
+        for consumer, stats in channel_moments(model, name).items():
+            if stats is not None and removed.size:
+                means = np.zeros(n)
+                means[removed] = stats[0][removed]
+                bias_shift[consumer] = bias_shift.get(consumer, 0.0) + means
         for layer, factor in traced[0]:
             preserved[layer.name] = (_expand(idx, factor), n * factor)
         for layer, factor in traced[1]:
@@ -380,8 +510,17 @@ def remove_filters(model: keras.Model, keep: Mapping[str, Iterable[int]]) -> ker
             new.set_weights(_slice_preserving(old, idx, n))
             continue
         values = []
+        shift = None
+        if old.name in bias_shift and getattr(old, "use_bias", False):
+            kernel = keras.ops.convert_to_numpy(old.kernel)
+            # (..., C_in, C_out): every position of the window reads the removed channel's mean.
+            per_channel = kernel.reshape(-1, kernel.shape[-2], kernel.shape[-1]).sum(0)
+            if per_channel.shape[0] == bias_shift[old.name].size:
+                shift = bias_shift[old.name] @ per_channel
         for variable in old.weights:
             value = keras.ops.convert_to_numpy(variable)
+            if variable.name == "bias" and shift is not None:
+                value = value + shift.astype(value.dtype)
             if variable.name == "kernel":
                 if old.name in in_keep:
                     value = np.take(value, in_keep[old.name], axis=-2)
