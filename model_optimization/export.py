@@ -58,6 +58,8 @@ _OV_PRECISION_KEY = ["ssd_keras", "inference_precision"]
 _DECODE_LAYERS = ("DecodeDetections", "DecodeDetectionsFast")
 # Names the SSD builders give the layers around the prediction tensor.
 _SSD_CLASSES, _SSD_BOXES, _SSD_ANCHORS = "classes_softmax", "boxes_concat", "anchors_concat"
+# The same three tensors in SSD300, SSD512 and SSDLite.
+_SSD_MBOX_LAYERS = ("mbox_conf_softmax", "mbox_loc", "mbox_priorbox")
 
 
 def _constants_path(path) -> Path:
@@ -83,17 +85,26 @@ def split_ssd_constants(model: keras.Model) -> tuple[keras.Model, np.ndarray] | 
         offsets (B, N, 4)]`, `constants` is the `(N, 8)` anchors + variances block;
         `concat([classes, offsets, tile(constants)], -1)` equals `model(images)`. `None` when
         `model` does not have the SSD builders' `classes_softmax`/`boxes_concat`/
-        `anchors_concat` layers feeding its single output.
+        `anchors_concat` (SSD7) or `mbox_conf_softmax`/`mbox_loc`/`mbox_priorbox` (SSD300,
+        SSD512, SSDLite) layers feeding its single output.
     """
     names = {layer.name for layer in model.layers}
-    if not {_SSD_CLASSES, _SSD_BOXES, _SSD_ANCHORS} <= names or len(model.outputs) != 1:
+    layer_names = next(
+        (
+            triple
+            for triple in ((_SSD_CLASSES, _SSD_BOXES, _SSD_ANCHORS), _SSD_MBOX_LAYERS)
+            if set(triple) <= names
+        ),
+        None,
+    )
+    if layer_names is None or len(model.outputs) != 1:
         return None
     if len(model.inputs) != 1:
         return None
     inputs = model.inputs[0]
-    classes = model.get_layer(_SSD_CLASSES).output
-    boxes = model.get_layer(_SSD_BOXES).output
-    anchors = keras.Model(inputs, model.get_layer(_SSD_ANCHORS).output)
+    classes = model.get_layer(layer_names[0]).output
+    boxes = model.get_layer(layer_names[1]).output
+    anchors = keras.Model(inputs, model.get_layer(layer_names[2]).output)
     shape = [1 if d is None else d for d in inputs.shape]
     constants = keras.ops.convert_to_numpy(anchors(np.zeros(shape, dtype="float32")))[0]
     n_out = model.outputs[0].shape[-1]

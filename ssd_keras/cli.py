@@ -146,6 +146,13 @@ def _add_runtime_arg(parser) -> None:
     )
 
 
+def _backbone_weights(text: str) -> str:
+    """``imagenet`` or an existing file (argparse type of --backbone-weights)."""
+    if text == "imagenet" or Path(text).is_file():
+        return text
+    raise argparse.ArgumentTypeError(f"not 'imagenet' and no such file: {text}")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="ssd-keras",
@@ -164,7 +171,20 @@ def build_parser() -> argparse.ArgumentParser:
         "interrupted run with them ('--epochs N' extends it; other arguments given on resume "
         "must equal the saved ones).",
     )
-    p.add_argument("--model", choices=("ssd7", "ssd300", "ssd512"), help="default ssd7")
+    p.add_argument(
+        "--model",
+        choices=("ssd7", "ssd300", "ssd512", "ssdlite"),
+        help="default ssd7; ssdlite = SSDLite on MobileNetV2 (320 320 by default)",
+    )
+    p.add_argument(
+        "--backbone-weights",
+        type=_backbone_weights,
+        metavar="imagenet|FILE",
+        help="initialise the backbone of a new run: imagenet (keras.applications downloads the "
+        "ImageNet weights; needs internet) or a local weights file of the application "
+        "(ssd300/512: keras.applications.VGG16(include_top=True), reduced to fc6/fc7 as the "
+        "SSD authors did; ssdlite: MobileNetV2). Default: random",
+    )
     _add_dataset_args(p, "train", with_val=True)
     p.add_argument(
         "--image-size",
@@ -549,6 +569,7 @@ TRAIN_DEFAULTS = {
     "augmentation": None,
     "early_stopping_patience": 10,
     "seed": 0,
+    "backbone_weights": None,
     "data": None,
     "split": "train",
     "classes": None,
@@ -570,6 +591,8 @@ def _normalised(key: str, value):
         return None
     if key in _PATH_KEYS:
         return str(Path(value).resolve())
+    if key == "backbone_weights":
+        return value if value == "imagenet" else str(Path(value).resolve())
     if key in ("image_size", "variances"):
         return [float(v) if key == "variances" else int(v) for v in value]
     if key == "lr":
@@ -805,6 +828,7 @@ def cmd_train(args) -> int:
         overwrite=args.overwrite,
         strategy=strategy,
         train_args=_with_recipe(record, config.model),
+        backbone_weights=args.backbone_weights,
         **_training_kwargs(args),
     )
     _print_trained(result, args.epochs)

@@ -10,7 +10,7 @@ import dataclasses
 import json
 from pathlib import Path
 
-MODEL_NAMES = ("ssd7", "ssd300", "ssd512")
+MODEL_NAMES = ("ssd7", "ssd300", "ssd512", "ssdlite")
 CONFIG_FILE = "config.json"
 
 # The anchor settings of each model; the encoder gets exactly the same ones as the builder.
@@ -35,8 +35,14 @@ _ENCODER = {
     "ssd7": {"matching_type": "multi", "pos_iou_threshold": 0.5, "neg_iou_limit": 0.3},
     "ssd300": {"matching_type": "multi", "pos_iou_threshold": 0.5, "neg_iou_limit": 0.5},
     "ssd512": {"matching_type": "multi", "pos_iou_threshold": 0.5, "neg_iou_limit": 0.5},
+    "ssdlite": {"matching_type": "multi", "pos_iou_threshold": 0.5, "neg_iou_limit": 0.5},
 }
-_DEFAULT_SIZE = {"ssd7": (300, 480), "ssd300": (300, 300), "ssd512": (512, 512)}
+_DEFAULT_SIZE = {
+    "ssd7": (300, 480),
+    "ssd300": (300, 300),
+    "ssd512": (512, 512),
+    "ssdlite": (320, 320),
+}
 _ANCHOR_KEYS = (
     "min_scale",
     "max_scale",
@@ -108,6 +114,10 @@ def _preset(model: str) -> dict:
         from models.keras_ssd300 import SSD300_VOC
 
         preset = dict(SSD300_VOC)
+    elif model == "ssdlite":
+        from models.keras_ssdlite import SSDLITE320_MOBILENETV2
+
+        preset = dict(SSDLITE320_MOBILENETV2)
     else:
         from models.keras_ssd512 import SSD512_VOC
 
@@ -122,7 +132,8 @@ class RunConfig:
     """What a trained model needs to be rebuilt, trained further, evaluated and used.
 
     Args:
-        model: ``'ssd7'``, ``'ssd300'`` or ``'ssd512'``.
+        model: ``'ssd7'``, ``'ssd300'``, ``'ssd512'`` or ``'ssdlite'`` (MobileNetV2 SSDLite; the
+            backbone and width are ``model_kwargs['backbone']`` / ``['alpha']``).
         classes: class names, ``classes[0]`` the background (as for `DataGenerator.parse_xml`).
         image_size: ``(height, width)`` of the model input (3 channels).
         model_kwargs: keyword arguments of the builder (anchor settings, preprocessing, ...),
@@ -201,6 +212,7 @@ class RunConfig:
         mode: str = "training",
         return_predictor_sizes: bool = False,
         allow_pruned: bool = False,
+        backbone_weights=None,
     ):
         """Builds the Keras model (see the builders in `models`).
 
@@ -210,6 +222,9 @@ class RunConfig:
             allow_pruned: build the unpruned architecture even when `pruning` says the run's
                 layers were narrowed (the feature map sizes, anchors and output shape are the
                 same; only the widths differ).
+            backbone_weights: None, ``'imagenet'`` or a weights file path for the backbone
+                (SSD300/SSD512: VGG16, SSDLite: its MobileNet; see the builders). Not part of
+                the configuration: a trained run has its own weights.
         """
         if not allow_pruned and not self.architecture_from_builder:
             raise ValueError(
@@ -221,14 +236,22 @@ class RunConfig:
             from models.keras_ssd7 import build_model as builder
         elif self.model == "ssd300":
             from models.keras_ssd300 import ssd_300 as builder
+        elif self.model == "ssdlite":
+            from models.keras_ssdlite import ssdlite as builder
         else:
             from models.keras_ssd512 import ssd_512 as builder
+        extra = {}
+        if backbone_weights is not None:
+            if self.model == "ssd7":
+                raise ValueError("backbone_weights: SSD7 has no pretrained backbone")
+            extra["backbone_weights"] = backbone_weights
         return builder(
             image_size=(self.img_height, self.img_width, 3),
             n_classes=self.n_classes,
             mode=mode,
             return_predictor_sizes=return_predictor_sizes,
             **self.model_kwargs,
+            **extra,
         )
 
     def build_encoder(self, predictor_sizes, output_dtype: str = "float32"):

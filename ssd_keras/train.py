@@ -8,6 +8,9 @@ Recipes (the defaults per model; every piece can be overridden):
 - SSD7 (``ssd7_training.ipynb``): Adam 1e-3; `DataAugmentationConstantInputSize` after a resize
   to the input size; encoder IoU thresholds 0.5 / 0.3; `EarlyStopping` (patience 10) and
   `ReduceLROnPlateau` (factor 0.2, patience 8, min 1e-5) on the validation loss.
+- SSDLite: Adam 1e-3 with the same plateau schedule and early stopping (BatchNorm everywhere
+  trains well with Adam from scratch or from ImageNet weights), `SSDDataAugmentation` (the
+  SSD/SSDLite papers' augmentation), encoder IoU thresholds 0.5 / 0.5.
 - Always: `ModelCheckpoint` (best model), `CSVLogger`, `TerminateOnNaN`; `TensorBoard` on
   request.
 
@@ -75,6 +78,13 @@ def recipe(model: str) -> dict:
             "learning_rate": 0.001,
             "lr_schedule": "plateau",
             "augmentation": "constant",
+        }
+    if model == "ssdlite":
+        return {
+            "optimizer": "adam",
+            "learning_rate": 0.001,
+            "lr_schedule": "plateau",
+            "augmentation": "ssd",
         }
     return {
         "optimizer": "sgd",
@@ -175,6 +185,7 @@ def train(
     verbose="auto",
     model: keras.Model | None = None,
     train_args: dict | None = None,
+    backbone_weights=None,
 ) -> TrainResult:
     """Trains ``config``'s model on ``train_data`` and writes the run folder ``out_dir``.
 
@@ -215,6 +226,9 @@ def train(
         train_args: a JSON-able record of the arguments (the command line's), written to
             ``train_args.json`` in the run folder (``python -m ssd_keras train --resume``
             reads it back).
+        backbone_weights: ``'imagenet'`` or a weights file path to initialise the backbone of
+            a new run (SSD300/SSD512: the reduced VGG16 from ImageNet VGG16, SSDLite: its
+            MobileNet); None: random. Ignored on resume (the backup holds the weights).
 
     Returns:
         A `TrainResult`.
@@ -263,7 +277,11 @@ def train(
         model.save(initial_file)
     if model is None:
         with _scope(strategy):
-            model, predictor_sizes = config.build_model("training", return_predictor_sizes=True)
+            model, predictor_sizes = config.build_model(
+                "training",
+                return_predictor_sizes=True,
+                backbone_weights=None if resume else backbone_weights,
+            )
     else:
         predictor_sizes = config.predictor_sizes()
     encoder = config.build_encoder(predictor_sizes)
