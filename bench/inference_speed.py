@@ -23,10 +23,12 @@ Runtimes side by side (``--runtimes``): the training-mode model of each ``--mode
 exported to LiteRT (float32 / dynamic-range / int8), ONNX Runtime and OpenVINO (float32 / bf16
 / NNCF int8), plus the Keras model itself (``predict_on_batch``, what `Predictor` calls, and a
 plain `tf.function` of the model, to see the Keras per-call overhead) and torchvision's peer
-(``ssd300_vgg16`` backbone + head, random weights, for SSD300 and SSD7), on real VOC images
-(``../shared/data/voc2012_sample``). Every variant is warmed up, then all are called in turn,
-``--runs`` rounds (interleaved, so load changes hit all alike; each variant in its own process,
-`bench/runtime_worker.py`, as TensorFlow and PyTorch crash in one); the median, min and
+(``ssd300_vgg16`` backbone + head, random weights, for SSD300 and SSD7;
+``ssdlite320_mobilenet_v3_large`` for ``ssdlite`` (MobileNetV2) and ``ssdlite_v3``, 2 threads,
+eval mode), on real VOC images (``../shared/data/voc2012_sample``). Every variant is warmed
+up, then all are called in turn, ``--runs`` rounds (interleaved, so load changes hit all
+alike; each variant in its own process, `bench/runtime_worker.py`, as TensorFlow and PyTorch
+crash in one); the median, min and
 interquartile spread of each and the ratios to torchvision (median and best-of-n) are printed,
 with the load average before and after. ``--table FILE`` writes them as a Markdown table.
 torch/torchvision are not project dependencies: run it from a virtualenv that has them::
@@ -54,11 +56,18 @@ import numpy as np  # noqa: E402
 from models.keras_ssd7 import SSD7_UDACITY, build_model  # noqa: E402
 from models.keras_ssd300 import SSD300_VOC, ssd_300  # noqa: E402
 from models.keras_ssd512 import SSD512_VOC, ssd_512  # noqa: E402
+from models.keras_ssdlite import (  # noqa: E402
+    SSDLITE320_MOBILENETV2,
+    SSDLITE320_MOBILENETV3_LARGE,
+    ssdlite,
+)
 
 MODELS = {
     "ssd300": (ssd_300, SSD300_VOC),
     "ssd512": (ssd_512, SSD512_VOC),
     "ssd7": (build_model, SSD7_UDACITY),
+    "ssdlite": (ssdlite, SSDLITE320_MOBILENETV2),
+    "ssdlite_v3": (ssdlite, SSDLITE320_MOBILENETV3_LARGE),
 }
 
 
@@ -159,7 +168,13 @@ EXPORTS = {
 RUNTIME_VARIANTS = ("keras", "keras_tf_function", *EXPORTS, "torchvision")
 # torchvision's counterpart of each model (backbone + head, no decoding): SSD7 has none of its
 # own, so it is timed against SSD300's to put the small model on the same scale.
-TORCHVISION_PEERS = {"ssd300": "ssd300_vgg16", "ssd7": "ssd300_vgg16"}
+# SSDLite (MobileNetV2 or V3-Large, 320x320) is timed against ssdlite320_mobilenet_v3_large.
+TORCHVISION_PEERS = {
+    "ssd300": "ssd300_vgg16",
+    "ssd7": "ssd300_vgg16",
+    "ssdlite": "ssdlite320_mobilenet_v3_large",
+    "ssdlite_v3": "ssdlite320_mobilenet_v3_large",
+}
 VOC_SAMPLE = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "voc2012_sample"
 WORKER = Path(__file__).resolve().parent / "runtime_worker.py"
 

@@ -29,6 +29,7 @@ def _torchvision(name: str):
     import torchvision
 
     torch.manual_seed(0)
+    torch.set_num_threads(2)  # the Keras side runs on this machine's 2 cores
     model = getattr(torchvision.models.detection, name)(weights=None, weights_backbone=None)
     model.eval()
 
