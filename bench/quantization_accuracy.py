@@ -2,9 +2,10 @@
 
 On real data: BCCD (``../shared/data/bccd/BCCD``, 3 classes). The model is a run given with
 ``--run`` (trained on BCCD, e.g. by ``bench/train_bccd.py``) or an SSD7 trained here for
-``--train-minutes`` (variances 0.1/0.1/0.2/0.2). Each export of `ssd_keras.runtime.CANDIDATES` whose packages are installed
-(LiteRT float32 / float16 / dynamic / int8, ONNX Runtime, OpenVINO float32 / bf16 / int8; int8
-calibrated on ``--num-calibration`` training images) is evaluated like the Keras model:
+``--train-minutes`` (variances 0.1/0.1/0.2/0.2). Each export of `ssd_keras.runtime.CANDIDATES`
+whose packages are installed (LiteRT float32 / float16 / dynamic / int8, ONNX Runtime, OpenVINO
+float32 / bf16 / int8; int8 calibrated on ``--num-calibration`` training images) is evaluated
+like the Keras model:
 
 - Pascal VOC mAP (11-point and all-point, IoU 0.5) on the ``test`` split, and its difference
   from the Keras model's (points of mAP, i.e. x100);
