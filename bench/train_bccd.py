@@ -14,6 +14,8 @@ Prints one JSON object (also written to ``<out>/bench_bccd.json``)::
 Usage::
 
     python bench/train_bccd.py --minutes 15                       # SSD7, the CPU target
+    python bench/train_bccd.py --model ssdlite --minutes 15       # SSDLite from scratch
+    python bench/train_bccd.py --model ssdlite --backbone-weights imagenet --minutes 15  # online
     python bench/train_bccd.py --model ssd300 --epochs 2 --eval-every -1 --lr 1e-4  # no NaN
 """
 
@@ -37,7 +39,14 @@ CLASSES = ["background", "RBC", "WBC", "Platelets"]
 def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data", default=str(BCCD), help="the BCCD folder (VOC layout)")
-    parser.add_argument("--model", choices=("ssd7", "ssd300", "ssd512"), default="ssd7")
+    parser.add_argument(
+        "--model", choices=("ssd7", "ssd300", "ssd512", "ssdlite"), default="ssd7"
+    )
+    parser.add_argument(
+        "--backbone-weights",
+        help="imagenet or a keras.applications weights file (ssd300/512: VGG16 with top; "
+        "ssdlite: MobileNetV2); default random",
+    )
     parser.add_argument("--image-size", type=int, nargs=2, metavar=("H", "W"))
     parser.add_argument("--minutes", type=float, default=15.0, help="training time budget")
     parser.add_argument("--epochs", type=int, default=1000)
@@ -73,7 +82,8 @@ def main(argv=None) -> dict:
     from ssd_keras.data import load_voc
     from ssd_keras.train import train
 
-    image_size = args.image_size or ((240, 320) if args.model == "ssd7" else None)
+    # SSD7 and SSDLite at 240x320 (the 640x480 images halved), SSD300/512 at their own size.
+    image_size = args.image_size or ((240, 320) if args.model in ("ssd7", "ssdlite") else None)
     overrides = {"variances": list(args.variances)} if args.variances else {}
     config = RunConfig.create(args.model, CLASSES, image_size=image_size, **overrides)
     train_data = load_voc(args.data, "train", CLASSES)
@@ -113,6 +123,7 @@ def main(argv=None) -> dict:
         early_stopping_patience=None,
         overwrite=True,
         seed=args.seed,
+        backbone_weights=args.backbone_weights,
         extra_callbacks=[timer, *evaluation, stop],
         verbose=2,
     )
@@ -125,6 +136,7 @@ def main(argv=None) -> dict:
         "augmentation": args.augmentation or "recipe default",
         "learning_rate": args.lr or "recipe default (1e-3)",
         "variances": config.model_kwargs.get("variances"),
+        "backbone_weights": args.backbone_weights,
         "train_images": train_data.get_dataset_size(),
         "test_images": test_data.get_dataset_size(),
         "epochs": len(losses),
