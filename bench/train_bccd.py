@@ -39,9 +39,7 @@ CLASSES = ["background", "RBC", "WBC", "Platelets"]
 def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data", default=str(BCCD), help="the BCCD folder (VOC layout)")
-    parser.add_argument(
-        "--model", choices=("ssd7", "ssd300", "ssd512", "ssdlite"), default="ssd7"
-    )
+    parser.add_argument("--model", choices=("ssd7", "ssd300", "ssd512", "ssdlite"), default="ssd7")
     parser.add_argument(
         "--backbone-weights",
         help="imagenet or a keras.applications weights file (ssd300/512: VGG16 with top; "
