@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import keras
 import numpy as np
 
@@ -66,3 +69,11 @@ def test_model_compiled_with_compute_loss_reloads_and_continues_training(tmp_pat
     for a, b in zip(model.get_weights(), reloaded.get_weights()):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
     assert int(reloaded.optimizer.iterations) == 4
+
+    # A new process needs only `import models` (which registers the ssd_keras objects).
+    code = (
+        "import keras, models, sys; "
+        f"m = keras.models.load_model({str(tmp_path / 'model.keras')!r}); "
+        "sys.exit(type(m.loss).__name__ != 'SSDComputeLoss' or m.loss.loss.alpha != 0.5)"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, capture_output=True)
