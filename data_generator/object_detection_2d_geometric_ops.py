@@ -512,7 +512,9 @@ def _rotate_image_as_original(image: np.ndarray, angle: int) -> np.ndarray:
     Its matrix maps a source point ``(x, y)`` to (90) ``(y, W - x)``, (180) ``(W - x, H - y)``,
     (270) ``(H - y, x)``; a destination pixel whose source falls outside the image is 0.
     """
-    turned = np.rot90(image, k=angle // 90)  # (90) ``(y, W - 1 - x)``, and so on: one pixel less
+    # np.rot90 sends pixel (x, y) to (y, W - 1 - x) for 90 degrees (and likewise for the others):
+    # one pixel short of the matrix on each axis that is reversed, hence the shift.
+    turned = np.rot90(image, k=angle // 90)
     out = np.zeros_like(turned)
     if angle == 90:
         out[1:] = turned[:-1]
