@@ -72,9 +72,19 @@ def test_golden_case(transform_case, transforms_golden, make_transform):
     np.testing.assert_array_equal(out_labels, case["output_labels"])
 
     expected = transforms_golden["npz"][case["output_image_key"]]
-    # Rotate's image is the original's exactly (np.rot90 moved by one pixel, as its json says).
-    interpolated = case["spec"]["name"] in ("Resize", "Scale")
-    assert_images_match(out_image, expected, interpolated)
+    if case["spec"]["name"] == "Rotate":
+        # The original's cv2.warpAffine image, exactly: np.rot90 moved by one pixel as its json
+        # says, with a zero first row/column, so that the image and the boxes agree.
+        relation = case["relation_to_np_rot90"]
+        k = relation["np_rot90_k"]
+        dy, dx = relation["shift_down_rows"], relation["shift_right_cols"]
+        np.testing.assert_array_equal(out_image, expected)
+        h, w = out_image.shape[:2]
+        np.testing.assert_array_equal(out_image[dy:, dx:], np.rot90(image, k)[: h - dy, : w - dx])
+        assert not out_image[:dy].any() and not out_image[:, :dx].any()
+    else:
+        interpolated = case["spec"]["name"] in ("Resize", "Scale")
+        assert_images_match(out_image, expected, interpolated)
 
     # labels=None (inference) gives the same image alone.
     no_labels = op(image, return_inverter=True) if case.get("return_inverter") else op(image)
