@@ -49,6 +49,7 @@ from ssd_keras.config import RunConfig, run_has_trained
 from ssd_keras.data import training_transformations
 
 OPTIMIZERS = ("adam", "sgd")
+LOSSES = ("softmax", "focal")
 LR_SCHEDULES = ("plateau", "ssd300", "constant")
 BACKUP_DIR = "backup"
 LOG_FILE = "training_log.csv"
@@ -92,6 +93,45 @@ def recipe(model: str) -> dict:
         "lr_schedule": "ssd300",
         "augmentation": "ssd",
     }
+
+
+def mixed_precision_policy() -> str:
+    """The Keras mixed-precision policy for this machine.
+
+    ``'mixed_float16'`` when the backend sees a GPU (float16 tensor cores; needs loss scaling),
+    else ``'mixed_bfloat16'`` (CPUs with AVX512-BF16/AMX compute bfloat16 natively; bfloat16 has
+    float32's range, so no loss scaling).
+    """
+    backend = keras.backend.backend()
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        has_gpu = bool(tf.config.list_physical_devices("GPU"))
+    elif backend == "jax":
+        import jax
+
+        has_gpu = jax.default_backend() == "gpu"
+    elif backend == "torch":
+        import torch
+
+        has_gpu = torch.cuda.is_available()
+    else:
+        has_gpu = False
+    return "mixed_float16" if has_gpu else "mixed_bfloat16"
+
+
+@contextlib.contextmanager
+def dtype_policy(name: str | None):
+    """Layers created inside compute in the ``name`` policy (None: unchanged)."""
+    if name is None:
+        yield
+        return
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy(name)
+    try:
+        yield
+    finally:
+        keras.config.set_dtype_policy(previous)
 
 
 def make_optimizer(name: str, learning_rate: float):
@@ -186,6 +226,10 @@ def train(
     model: keras.Model | None = None,
     train_args: dict | None = None,
     backbone_weights=None,
+    loss: str = "softmax",
+    focal_gamma: float = 2.0,
+    focal_alpha: float = 0.25,
+    mixed_precision: bool = False,
 ) -> TrainResult:
     """Trains ``config``'s model on ``train_data`` and writes the run folder ``out_dir``.
 
@@ -229,6 +273,12 @@ def train(
         backbone_weights: ``'imagenet'`` or a weights file path to initialise the backbone of
             a new run (SSD300/SSD512: the reduced VGG16 from ImageNet VGG16, SSDLite: its
             MobileNet); None: random. Ignored on resume (the backup holds the weights).
+        loss: ``'softmax'`` (the original `SSDLoss`) or ``'focal'`` (`SSDLoss` with
+            ``classification='focal'``, ``gamma=focal_gamma``, ``focal_alpha=focal_alpha``).
+        focal_gamma, focal_alpha: the focal loss' parameters.
+        mixed_precision: build the model under `mixed_precision_policy` (bfloat16 on CPUs,
+            float16 with loss scaling on GPUs). The anchors, the softmax, the model output,
+            the loss and the decoder stay float32. Ignored for a given ``model``.
 
     Returns:
         A `TrainResult`.
@@ -252,6 +302,9 @@ def train(
         raise ValueError(f"lr_schedule must be one of {list(LR_SCHEDULES)}, got {lr_schedule!r}")
     if not learning_rate > 0:
         raise ValueError(f"learning_rate must be > 0, got {learning_rate!r}")
+    if loss not in LOSSES:
+        raise ValueError(f"loss must be one of {list(LOSSES)}, got {loss!r}")
+    policy = mixed_precision_policy() if mixed_precision else None
 
     out_dir = Path(out_dir)
     _check_out_dir(out_dir, resume, overwrite, int(epochs))
@@ -276,7 +329,7 @@ def train(
     elif model is not None and not resume:
         model.save(initial_file)
     if model is None:
-        with _scope(strategy):
+        with _scope(strategy), dtype_policy(policy):
             model, predictor_sizes = config.build_model(
                 "training",
                 return_predictor_sizes=True,
@@ -287,9 +340,19 @@ def train(
     encoder = config.build_encoder(predictor_sizes)
     _check_model_output(model, config, encoder)
     with _scope(strategy):
+        training_optimizer = make_optimizer(optimizer, learning_rate)
+        if model.dtype_policy.name == "mixed_float16":
+            # float16 gradients underflow without it; bfloat16 has float32's exponent range.
+            training_optimizer = keras.optimizers.LossScaleOptimizer(training_optimizer)
         model.compile(
-            optimizer=make_optimizer(optimizer, learning_rate),
-            loss=SSDLoss(neg_pos_ratio=3, alpha=1.0),
+            optimizer=training_optimizer,
+            loss=SSDLoss(
+                neg_pos_ratio=3,
+                alpha=1.0,
+                classification=loss,
+                gamma=focal_gamma,
+                focal_alpha=focal_alpha,
+            ),
         )
     pruned = _has_pruning_wrappers(model)
 
