@@ -363,6 +363,52 @@ def _checked_pairs(path, layer_name, variables, file_weights, skip_mismatch, rep
     return [(v, array) for v, (_, array) in zip(variables, ordered)] if fits else None
 
 
+def pruning_schedules_from_h5(filepath) -> dict:
+    """The pruning schedules of the fork's wrapped layers, from a Keras 2 full-model file.
+
+    The toolkit stores each ``PruneLowMagnitude`` layer's schedule in the file's ``model_config``
+    as ``{"class_name": "PolynomialDecay" | "ConstantSparsity", "config": {...}}``, with the same
+    arguments as `model_optimization.pruning.PolynomialDecay` / ``ConstantSparsity``. Wrap the
+    model with them to continue the fork's schedule:
+    ``prune_low_magnitude(model, pruning_schedules_from_h5(path))``, then `resume_from_h5`.
+
+    Returns:
+        ``{inner layer name: schedule}``.
+
+    Raises:
+        ValueError: naming the file, when it has no ``model_config``, no wrapped layer, or a
+            schedule class other than those two.
+    """
+    from model_optimization import pruning  # here: model_optimization imports models
+
+    with h5py.File(filepath, "r") as h5file:
+        model_config = _read_json_attr(h5file, "model_config")
+    if model_config is None:
+        raise ValueError(f"{filepath}: no model_config attribute (not a full-model file)")
+    schedules = {}
+    pending = [model_config]
+    while pending:  # every dict in the config, nested models included
+        item = pending.pop()
+        if isinstance(item, list):
+            pending.extend(item)
+        elif isinstance(item, dict):
+            if item.get("class_name") == "PruneLowMagnitude" and "config" in item:
+                config = item["config"]
+                schedule = config.get("pruning_schedule") or {}
+                kind = schedule.get("class_name")
+                if kind not in ("PolynomialDecay", "ConstantSparsity"):
+                    raise ValueError(
+                        f"{filepath}: layer {config.get('name')!r} has pruning_schedule "
+                        f"class_name={kind!r}, not PolynomialDecay or ConstantSparsity"
+                    )
+                inner = config["layer"]["config"]["name"]
+                schedules[inner] = getattr(pruning, kind)(**schedule["config"])
+            pending.extend(item.values())
+    if not schedules:
+        raise ValueError(f"{filepath}: model_config has no PruneLowMagnitude layer")
+    return schedules
+
+
 # --------------------------------------------------------------------------------------------
 # Resuming training from a Keras 2 full-model file
 # --------------------------------------------------------------------------------------------

@@ -21,6 +21,7 @@ from models.keras_ssd7 import build_model
 from models.legacy_weights import (
     load_legacy_weights,
     optimizer_from_training_config,
+    pruning_schedules_from_h5,
     resume_from_h5,
 )
 
@@ -76,14 +77,16 @@ TF_KERAS_TRAINING_CONFIG = {
 }
 
 
-def write_keras2_full_model(path, layers, training_config=None, optimizer_weights=None):
+def write_keras2_full_model(
+    path, layers, training_config=None, optimizer_weights=None, model_config=None
+):
     """A Keras 2 ``model.save`` file: ``model_weights/<group>/<weight name>`` with the
     ``layer_names`` / ``weight_names`` attributes (byte strings), ``training_config`` as JSON, and
     ``optimizer_weights/<name>`` with its ``weight_names``, as Keras 2 wrote them."""
     with h5py.File(path, "w") as f:
         f.attrs["keras_version"] = b"2.4.0"
         f.attrs["backend"] = b"tensorflow"
-        f.attrs["model_config"] = b'{"class_name": "Functional"}'
+        f.attrs["model_config"] = json.dumps(model_config or {"class_name": "Functional"}).encode()
         if training_config is not None:
             f.attrs["training_config"] = json.dumps(training_config).encode()
         group = f.create_group("model_weights")
@@ -426,3 +429,67 @@ def test_wrapper_group_without_pruning_step_restores_the_mask_only(tmp_path):
     wrapper = pruning_wrappers(pruned)[0]
     np.testing.assert_array_equal(np.asarray(wrapper.masks[0]), mask)
     assert int(np.asarray(wrapper.pruning_step)) == -1  # as initialised: not trained yet
+
+
+def fork_model_config(conv_names, schedule):
+    """The part of the fork's ``model_config`` that matters here: one ``PruneLowMagnitude`` layer
+    per conv, holding the inner layer's config and the toolkit schedule's ``get_config()``."""
+    layers = [
+        {
+            "class_name": "PruneLowMagnitude",
+            "name": f"prune_low_magnitude_{name}",
+            "config": {
+                "name": f"prune_low_magnitude_{name}",
+                "trainable": True,
+                "dtype": "float32",
+                "layer": {"class_name": "Conv2D", "config": {"name": name, "filters": 4}},
+                "pruning_schedule": schedule,
+                "block_size": [1, 1],
+                "block_pooling_type": "AVG",
+            },
+            "inbound_nodes": [],
+        }
+        for name in conv_names
+    ]
+    return {"class_name": "Functional", "config": {"name": "model", "layers": layers}}
+
+
+def test_fork_schedules_are_read_from_the_model_config(tmp_path, fork_file):
+    path, conv = fork_file
+    polynomial = {
+        "class_name": "PolynomialDecay",
+        "config": {
+            "initial_sparsity": 0.5,
+            "final_sparsity": 0.8,
+            "power": 3,
+            "begin_step": 0,
+            "end_step": 100,
+            "frequency": 10,
+        },
+    }
+    with_config = tmp_path / "fork_with_config.h5"
+    with h5py.File(path, "r") as source, h5py.File(with_config, "w") as target:
+        source.copy("model_weights", target)
+    with h5py.File(with_config, "a") as f:
+        f.attrs["model_config"] = json.dumps(fork_model_config(sorted(conv), polynomial))
+    schedules = pruning_schedules_from_h5(with_config)
+    assert sorted(schedules) == sorted(conv)
+    assert schedules["conv1"].get_config() == {**polynomial["config"], "power": 3.0}
+
+    pruned = prune_low_magnitude(ssd7(), schedules)
+    assert load_legacy_weights(pruned, with_config).pruning_restored
+    assert {type(w.pruning_schedule).__name__ for w in pruning_wrappers(pruned)} == {
+        "PolynomialDecay"
+    }
+
+    constant = {
+        "class_name": "ConstantSparsity",
+        "config": {"target_sparsity": 0.6, "begin_step": 0, "end_step": -1, "frequency": 100},
+    }
+    with h5py.File(with_config, "a") as f:
+        f.attrs["model_config"] = json.dumps(fork_model_config(["conv1"], constant))
+    assert pruning_schedules_from_h5(with_config)["conv1"].target_sparsity == 0.6
+    with h5py.File(with_config, "a") as f:
+        f.attrs["model_config"] = json.dumps(fork_model_config(["conv1"], {"class_name": "X"}))
+    with pytest.raises(ValueError, match="prune_low_magnitude_conv1.*class_name='X'"):
+        pruning_schedules_from_h5(with_config)
