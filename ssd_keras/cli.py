@@ -1,4 +1,5 @@
-"""``python -m ssd_keras`` / ``ssd-keras``: train, evaluate, predict, prune, export, demo.
+"""``python -m ssd_keras`` / ``ssd-keras``: train, evaluate, predict, prune, export, demo, inspect,
+anchors.
 
 Arguments are checked (files exist, numbers in range) before TensorFlow is imported, so mistakes
 are reported in a second with the argument, the value and what was expected. Errors exit with
@@ -46,6 +47,8 @@ _positive_float = _checked(float, lambda v: v > 0, "a positive number")
 _probability = _checked(float, lambda v: 0 <= v < 1, "a number in [0, 1)")
 _non_negative_int = _checked(int, lambda v: v >= 0, "an integer >= 0")
 _fraction = _checked(float, lambda v: 0 < v < 1, "a number in (0, 1)")
+_non_negative_float = _checked(float, lambda v: v >= 0, "a number >= 0")
+_unit_float = _checked(float, lambda v: 0 <= v <= 1, "a number in [0, 1]")
 
 
 # Dataset options; saved in train_args.json and reused by prune/export when not given.
@@ -225,6 +228,27 @@ def build_parser() -> argparse.ArgumentParser:
         "--cpu-devices",
         type=_positive_int,
         help="split the CPU into this many logical devices for --distribute (testing)",
+    )
+    p.add_argument(
+        "--anchors",
+        metavar="FILE",
+        help="anchors.json from 'ssd-keras anchors' (scales and aspect ratios fitted to the "
+        "data; recorded in the run's config.json); its image size is the default --image-size",
+    )
+    p.add_argument(
+        "--loss",
+        choices=("softmax", "focal"),
+        help="softmax = the original SSD loss (hard negative mining, default); focal = focal "
+        "loss on all non-neutral anchors (Lin et al. 2017)",
+    )
+    p.add_argument("--focal-gamma", type=_non_negative_float, help="focal loss gamma (2.0)")
+    p.add_argument("--focal-alpha", type=_unit_float, help="focal loss object weight (0.25)")
+    p.add_argument(
+        "--mixed-precision",
+        action="store_true",
+        default=None,
+        help="compute the layers in bfloat16 (CPU) or float16 with loss scaling (GPU); anchors, "
+        "outputs, loss and decoding stay float32",
     )
 
     p = sub.add_parser(
@@ -570,6 +594,11 @@ TRAIN_DEFAULTS = {
     "early_stopping_patience": 10,
     "seed": 0,
     "backbone_weights": None,
+    "anchors": None,
+    "loss": "softmax",
+    "focal_gamma": 2.0,
+    "focal_alpha": 0.25,
+    "mixed_precision": False,
     "data": None,
     "split": "train",
     "classes": None,
@@ -589,7 +618,7 @@ def _normalised(key: str, value):
     """The JSON form a train argument is saved in (absolute paths, lists, floats)."""
     if value is None:
         return None
-    if key in _PATH_KEYS:
+    if key in _PATH_KEYS or key == "anchors":
         return str(Path(value).resolve())
     if key == "backbone_weights":
         return value if value == "imagenet" else str(Path(value).resolve())
@@ -815,8 +844,19 @@ def cmd_train(args) -> int:
                 f"dataset gives {classes}"
             )
     else:
+        overrides, image_size = {}, args.image_size
+        if args.anchors:
+            from ssd_keras.inspection import read_anchors
+
+            anchors = read_anchors(args.anchors, model=args.model)
+            if image_size is not None and tuple(image_size) != anchors["image_size"]:
+                raise CLIError(
+                    f"--anchors: {args.anchors} was fitted for image size "
+                    f"{list(anchors['image_size'])}, --image-size is {list(image_size)}"
+                )
+            overrides, image_size = anchors["overrides"], anchors["image_size"]
         config = RunConfig.create(
-            args.model, classes, image_size=args.image_size, variances=args.variances
+            args.model, classes, image_size=image_size, variances=args.variances, **overrides
         )
     result = train(
         config,
@@ -829,9 +869,101 @@ def cmd_train(args) -> int:
         strategy=strategy,
         train_args=_with_recipe(record, config.model),
         backbone_weights=args.backbone_weights,
+        loss=args.loss,
+        focal_gamma=args.focal_gamma,
+        focal_alpha=args.focal_alpha,
+        mixed_precision=bool(args.mixed_precision),
         **_training_kwargs(args),
     )
     _print_trained(result, args.epochs)
+    return 0
+
+
+def _inspection_setup(args):
+    """Checks and loads the dataset of inspect/anchors; returns ``(dataset, config)``."""
+    kind = _check_dataset_args(args)
+    from ssd_keras.config import RunConfig
+
+    dataset, classes = _load_dataset(args, kind)
+    overrides, image_size = {}, args.image_size
+    if getattr(args, "anchors", None):
+        from ssd_keras.inspection import read_anchors
+
+        anchors = read_anchors(args.anchors, model=args.model)
+        overrides, image_size = anchors["overrides"], image_size or anchors["image_size"]
+    return dataset, RunConfig.create(args.model, classes, image_size=image_size, **overrides)
+
+
+def cmd_inspect(args) -> int:
+    from ssd_keras.inspection import inspect_dataset, summary_lines
+
+    dataset, config = _inspection_setup(args)
+    report = inspect_dataset(dataset, config, args.out, iou_threshold=args.iou)
+    print("\n".join(summary_lines(report)))
+    print(f"report and plots in {args.out}")
+    return 0
+
+
+def cmd_anchors(args) -> int:
+    out = Path(args.out)
+    if out.suffix != ".json":
+        raise CLIError(f"--out: the anchors file is a .json file, got {out}")
+    if out.exists() and not args.overwrite:
+        raise CLIError(f"--out: {out} exists; add --overwrite to replace it")
+    from ssd_keras.config import RunConfig
+    from ssd_keras.inspection import (
+        anchor_layers,
+        fit_dataset_anchors,
+        plot_box_shapes,
+        plot_coverage_by_size,
+        write_anchors,
+    )
+
+    dataset, config = _inspection_setup(args)
+    predictor_sizes = config.predictor_sizes()
+    fit, boxes = fit_dataset_anchors(
+        dataset, config, args.iou, seed=args.seed, predictor_sizes=predictor_sizes
+    )
+    record = write_anchors(
+        out, config, fit, boxes, data_source=str(args.data or args.csv or args.coco)
+    )
+    valid = (boxes.widths > 0) & (boxes.heights > 0)
+    plot = out.with_name(out.stem + "_coverage.png")
+    plot_coverage_by_size(
+        {"default anchors": fit.start_coverage, "fitted anchors": fit.coverage},
+        boxes.areas[valid],
+        plot,
+    )
+    layers = anchor_layers(config, predictor_sizes)
+    fitted_config = RunConfig.create(
+        config.model,
+        config.classes,
+        image_size=config.image_size,
+        scales=fit.scales,
+        aspect_ratios_per_layer=fit.aspect_ratios_per_layer,
+    )
+    shapes_plot = out.with_name(out.stem + "_shapes.png")
+    plot_box_shapes(
+        boxes,
+        layers,
+        config,
+        shapes_plot,
+        fitted_layers=anchor_layers(fitted_config, predictor_sizes),
+    )
+    start, fitted = record["coverage_start"], record["coverage_fitted"]
+    for name, row in (("default", start), ("fitted", fitted)):
+        sizes = ", ".join(
+            f"{size} {row['per_size'][size]['fraction_matched'] or 0:.3f}"
+            for size in row["per_size"]
+        )
+        print(
+            f"{name:>8}: {row['fraction_matched']:.3f} of boxes matched at IoU "
+            f"{row['threshold']} (mean best IoU {row['mean_best_iou']:.3f}; {sizes})"
+        )
+    if not fit.improved:
+        print("no anchors found that cover more boxes; the file holds the defaults")
+    print(f"scales {fit.scales}, boxes per location {[layer.n_boxes for layer in layers]}")
+    print(f"wrote {out}, {plot} and {shapes_plot}; train with --anchors {out}")
     return 0
 
 
@@ -1123,6 +1255,8 @@ COMMANDS = {
     "prune": cmd_prune,
     "export": cmd_export,
     "demo": cmd_demo,
+    "inspect": cmd_inspect,
+    "anchors": cmd_anchors,
 }
 
 
