@@ -208,3 +208,21 @@ def test_weights_of_another_application_are_refused(tmp_path):
     other.save_weights(path)
     with pytest.raises(ValueError, match="alpha05.weights.h5"):
         ssdlite(**SMALL, backbone_weights=path)
+
+
+def test_weight_sampling_keeps_the_logits_of_the_kept_classes():
+    from misc_utils import sample_ssd_weights
+
+    keras.utils.set_random_seed(6)
+    old = ssdlite(**SMALL)  # background, a, b
+    new = ssdlite(**{**SMALL, "n_classes": 1})
+    report = sample_ssd_weights(old, ["background", "a", "b"], ["background", "b"], new_model=new)
+    assert report.n_classes == 1
+    conf_layers = [f"{s}_mbox_conf" for s in SOURCE_NAMES]
+    x = _images(1, seed=6)
+    old_logits = keras.Model(old.input, [old.get_layer(n).output for n in conf_layers])(x)
+    new_logits = keras.Model(new.input, [new.get_layer(n).output for n in conf_layers])(x)
+    for o, n in zip(old_logits, new_logits):
+        o = _np(o).reshape(*o.shape[:3], 6, 3)  # (batch, h, w, box, class)
+        n = _np(n).reshape(*n.shape[:3], 6, 2)
+        np.testing.assert_allclose(n, o[..., [0, 2]], rtol=1e-5, atol=1e-6)
