@@ -32,6 +32,17 @@ NOTEBOOKS = {
             "sampled classifiers",
         ],
     },
+    "ssdlite_training.ipynb": {
+        "data": [],
+        "expect": [
+            "small run: True",
+            "SSDLite (mobilenet_v2, alpha 0.35):",
+            "(height, width): [[6, 8], [3, 4], [2, 2], [1, 1], [1, 1], [1, 1]]",
+            "SSDLite validation mAP:",
+            "also found by int8:",
+            "TFLite int8: model-only FPS",
+        ],
+    },
     "ssd7_training.ipynb": {
         "data": [],
         "expect": [
