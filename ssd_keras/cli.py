@@ -431,7 +431,7 @@ def build_parser() -> argparse.ArgumentParser:
     ):
         p = sub.add_parser(name, help=text.split(". ")[0].lower(), description=text)
         _add_dataset_args(p, "train", with_val=False)
-        p.add_argument("--model", choices=("ssd7", "ssd300", "ssd512"), default="ssd7")
+        p.add_argument("--model", choices=("ssd7", "ssd300", "ssd512", "ssdlite"), default="ssd7")
         p.add_argument(
             "--image-size",
             type=_positive_int,
