@@ -3,6 +3,9 @@ guarantee (never below its start), the fixed budget of boxes per location."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 
@@ -148,3 +151,12 @@ def test_fit_rejects_no_boxes():
     sizes, layers = _ssd7_like()
     with pytest.raises(ValueError, match="at least one box"):
         fit_anchors(np.zeros((1, 4)), np.zeros(1), 120, 160, sizes, layers)
+
+
+def test_coverage_and_dataset_statistics_import_no_keras():
+    code = (
+        "import sys, ssd_encoder_decoder.anchor_coverage, data_generator.dataset_inspection; "
+        "bad = [m for m in ('keras', 'tensorflow', 'jax', 'torch') if m in sys.modules]; "
+        "assert not bad, bad"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
