@@ -23,6 +23,8 @@ Usage::
     python bench/pruning.py --dense-epochs 30 --finetune-epochs 10          # the real run
     python bench/pruning.py --dense-epochs 1 --finetune-epochs 1 --steps-per-epoch 5 \\
         --image-size 120 160 --latency-runs 20                                # smoke run
+    python bench/pruning.py --dense-epochs 3 --variants dense --finetune-epochs 0 --no-int8 \\
+        --light-epochs 3 --latency-runs 5            # issue 14: pruning a lightly trained model
     python bench/pruning.py --dense-epochs 0 --finetune-epochs 0 --no-eval   # latency/size only
                                                              # (untrained weights; magnitude
                                                              # variants get their sparsity at once)
@@ -135,6 +137,21 @@ def main(argv=None) -> dict:
         help="structured variants keep a multiple of this many filters per layer (8: "
         "SIMD-friendly widths)",
     )
+    parser.add_argument(
+        "--criterion",
+        default="bn_gamma",
+        choices=("l1", "l2", "bn_gamma", "contribution"),
+        help="filter criterion of the structured variants",
+    )
+    parser.add_argument(
+        "--light-epochs",
+        type=int,
+        default=0,
+        help="the user's case of issue 14: also train a second SSD7 for this many epochs only and "
+        "prune it by every criterion, without and with --light-finetune-epochs of fine-tuning",
+    )
+    parser.add_argument("--light-amounts", default="0.1,0.5", help="filter fractions (light case)")
+    parser.add_argument("--light-finetune-epochs", type=int, default=1)
     parser.add_argument("--latency-runs", type=int, default=100)
     parser.add_argument("--threads", type=int, default=2, help="LiteRT threads")
     parser.add_argument("--no-int8", action="store_true")
@@ -239,7 +256,7 @@ def main(argv=None) -> dict:
         elif name.startswith("structured_"):
             amount = int(name.split("_")[1]) / 100
             model = prune_filters(
-                start_model, amount=amount, criterion="bn_gamma", round_to=args.round_to
+                start_model, amount=amount, criterion=args.criterion, round_to=args.round_to
             )
             info["filters"] = {
                 r["layer"]: [r["filters_before"], r["filters_after"]]
@@ -266,6 +283,32 @@ def main(argv=None) -> dict:
         variants[name] = info
         models[name] = model
         _log(f"{name}: {json.dumps(info)}")
+
+    # 2b. the user's case (issue 14): a lightly trained SSD7, filter-pruned by each criterion,
+    # evaluated without fine-tuning and after a short one
+    light_info = None
+    if args.light_epochs:
+        light = config.build_model("training")
+        _, seconds = _fine_tune(
+            light, config, train_data, args.light_epochs, steps, args.dense_lr, args.seed + 1
+        )
+        light.save(out / "light_start.keras")
+        light_map = evaluate(light, config, test_data, verbose=False, plots=False)["mAP_11point"]
+        light_info = {"epochs": args.light_epochs, "train_seconds": round(seconds, 1)}
+        light_info.update({"mAP_11point": light_map, "pruned": {}})
+        for amount in (float(a) for a in args.light_amounts.split(",")):
+            for criterion in ("bn_gamma", "l1", "contribution"):
+                start_model = keras.models.load_model(out / "light_start.keras", compile=False)
+                model = prune_filters(start_model, amount=amount, criterion=criterion)
+                row = {"no_finetune": evaluate(model, config, test_data, verbose=False,
+                                               plots=False)["mAP_11point"]}  # fmt: skip
+                _fine_tune(model, config, train_data, args.light_finetune_epochs, steps,
+                           args.finetune_lr, args.seed)  # fmt: skip
+                row[f"finetune_{args.light_finetune_epochs}_epochs"] = evaluate(
+                    model, config, test_data, verbose=False, plots=False
+                )["mAP_11point"]
+                light_info["pruned"][f"filters_{amount:g}_{criterion}"] = row
+                _log(f"light filters {amount:g} {criterion}: {json.dumps(row)}")
 
     # 3. latency, round-robin; TFLite exports in a temporary folder
     image = np.random.default_rng(0).uniform(0, 255, (1, *args.image_size, 3)).astype("float32")
@@ -334,6 +377,7 @@ def main(argv=None) -> dict:
             "structured_round_to": args.round_to,
         },  # fmt: skip
         "variants": variants,
+        "lightly_trained": light_info,
         "target": target,
         "machine": {
             "cpus": os.cpu_count(),

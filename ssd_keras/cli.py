@@ -344,9 +344,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--criterion",
-        choices=("l1", "l2", "bn_gamma"),
-        help="filters: importance of a filter (default bn_gamma when the model has "
-        "BatchNormalization, as SSD7, else l1)",
+        choices=("l1", "l2", "bn_gamma", "contribution"),
+        help="filters: importance of a filter (default contribution when the model has "
+        "BatchNormalization, as SSD7: the channel's spread from its BatchNormalization times "
+        "the weights that read it; else l1)",
     )
     p.add_argument(
         "--schedule",
@@ -1070,6 +1071,31 @@ def _check_new_run_folder(out: Path, overwrite: bool) -> None:
         shutil.rmtree(out)
 
 
+# The training options a fine-tuning run takes over from the source run's train_args.json.
+SOURCE_RECIPE_KEYS = (
+    "batch_size",
+    "steps_per_epoch",
+    "optimizer",
+    "lr",
+    "augmentation",
+    "early_stopping_patience",
+    "seed",
+)
+
+
+def _source_validation_data(run: Path):
+    """The source run's VOC validation split (from its train_args.json), or None."""
+    saved = _read_train_args(run if run.is_dir() else run.parent) or {}
+    if not (saved.get("data") and saved.get("val_split")):
+        print("no validation split in the source run's train_args.json: mAP not compared")
+        return None
+    from ssd_keras import data
+    from ssd_keras.config import RunConfig
+
+    classes = RunConfig.load(run if run.is_dir() else run.parent).classes
+    return data.load_voc(saved["data"], saved["val_split"], classes)
+
+
 def cmd_prune(args) -> int:
     run = Path(args.run)
     if not run.exists():
@@ -1104,6 +1130,13 @@ def cmd_prune(args) -> int:
             )
         if _has_val(args, kind):
             data["val_data"] = _load_dataset(args, kind, "val", default_classes=config.classes)[0]
+        # Fine-tuning continues the source run's recipe unless an option says otherwise (the
+        # anchors, variances and encoder thresholds come with its config.json); before, the
+        # defaults replaced e.g. its batch size, optimizer, learning rate and augmentation.
+        source_args = _read_train_args(run if run.is_dir() else run.parent) or {}
+        for key in SOURCE_RECIPE_KEYS:
+            if getattr(args, key, None) is None and source_args.get(key) is not None:
+                setattr(args, key, source_args[key])
         record = {k: _normalised(k, getattr(args, k, None)) for k in TRAIN_DEFAULTS}
         record.update(
             model=config.model,
@@ -1127,10 +1160,14 @@ def cmd_prune(args) -> int:
         schedule=args.schedule,
         fine_tune_epochs=args.fine_tune_epochs,
         training_kwargs=_training_kwargs(args) if fine_tune else None,
+        eval_data=_source_validation_data(run),
+        verbose=True,
         **data,
     )
     from ssd_keras.optimize import format_pruning_report
 
+    if fine_tune and args.method == "filters":
+        report = {**report, "layers": None}  # the table came before the fine-tuning
     print(format_pruning_report(report))
     print(f"pruned run in {out} (report: {out / 'pruning_report.json'})")
     return 0

@@ -27,6 +27,7 @@ import numpy as np
 METHODS = ("magnitude", "filters")
 SCHEDULES = ("polynomial", "constant")
 REPORT_FILE = "pruning_report.json"
+MAP_LOSS_WARNING = 0.03  # mAP lost by pruning above which the report warns
 
 
 def magnitude_schedule(sparsity: float, total_steps: int, kind: str = "polynomial"):
@@ -70,6 +71,8 @@ def prune_run(
     val_data=None,
     train_args: dict | None = None,
     training_kwargs: dict | None = None,
+    eval_data=None,
+    verbose: bool = False,
 ) -> dict:
     """Prunes the model of a run into a new run folder.
 
@@ -82,14 +85,21 @@ def prune_run(
             narrower model; the SSD heads keep their width).
         amount: the sparsity (magnitude) or the fraction of filters removed per layer, in
             (0, 1).
-        criterion: filters only: ``'l1'``, ``'l2'`` or ``'bn_gamma'`` (default: ``'bn_gamma'``
-            when the model has BatchNormalization layers, as SSD7, else ``'l1'``).
+        criterion: filters only: ``'l1'``, ``'l2'``, ``'bn_gamma'`` or ``'contribution'``
+            (default: ``'contribution'`` when the model has BatchNormalization layers, as SSD7,
+            else ``'l1'``; ``'bn_gamma'`` was the default, but a lightly trained SSD7's gammas
+            all stay near 1, so it ranked filters almost at random: see README).
         schedule: magnitude with fine-tuning: see `magnitude_schedule`.
         fine_tune_epochs: epochs of training after pruning (0: none).
         train_data, val_data: `DataGenerator`s for the fine-tuning.
         train_args: the record written to ``train_args.json`` (resume with the CLI).
         training_kwargs: more keyword arguments of `ssd_keras.train.train` (batch size,
             steps per epoch, optimizer, learning rate, ...).
+        eval_data: a `DataGenerator` (e.g. the source run's validation split) on which the
+            source and the pruned model are evaluated: ``map_before`` / ``map_after``
+            (11-point VOC mAP) in the report, and `format_pruning_report` warns when the
+            pruned model lost more than `MAP_LOSS_WARNING`.
+        verbose: print the pruning (`format_pruning_report`) before a fine-tuning starts.
 
     Returns:
         The report (also written to ``pruning_report.json``): ``method``, ``amount``,
@@ -129,7 +139,7 @@ def prune_run(
     if method == "filters":
         if criterion is None:
             has_bn = any(type(layer).__name__ == "BatchNormalization" for layer in model.layers)
-            criterion = "bn_gamma" if has_bn else "l1"
+            criterion = "contribution" if has_bn else "l1"
         pruned = prune_filters(model, amount, criterion=criterion)
         layer_rows = filter_pruning_report(model, pruned)
         record["criterion"] = criterion
@@ -160,6 +170,12 @@ def prune_run(
     new_config = dataclasses.replace(config, pruning=record)
 
     final_loss = None
+    if fine_tune_epochs and verbose:
+        # What was pruned, before the (long) fine-tuning starts.
+        plan = {**record, "fine_tune_epochs": 0, "final_loss": None}
+        plan["layers"] = layer_rows if method == "filters" else None
+        print(format_pruning_report(plan))
+        print(f"fine-tuning {fine_tune_epochs} epoch(s) into {out_dir}")
     if fine_tune_epochs:
         from ssd_keras.train import train
 
@@ -212,6 +228,12 @@ def prune_run(
         total = layer_rows[-1]
         report["filters_removed_overall"] = 1 - total["filters_after"] / total["filters_before"]
         report["layers"] = layer_rows
+    if eval_data is not None:
+        from ssd_keras.evaluate import evaluate, summary
+
+        for key, evaluated in (("map_before", model), ("map_after", final)):
+            result = evaluate(evaluated, config, eval_data, verbose=False)
+            report[key] = float(summary(result)["mAP_11point"])
     report["seconds"] = time.perf_counter() - start
     (out_dir / REPORT_FILE).write_text(json.dumps(report, indent=2) + "\n")
     return report
@@ -223,7 +245,9 @@ def format_pruning_report(report: dict) -> str:
         f"{report['method']} pruning of {report['source']}: amount {report['amount']:.2f}, "
         f"parameters {report['params_before']:,} -> {report['params_after']:,}"
     ]
-    if report["method"] == "magnitude":
+    if report.get("layers") is None:
+        pass  # a fine-tuned filter pruning's table was printed before the fine-tuning
+    elif report["method"] == "magnitude":
         from model_optimization import format_sparsity_report
 
         lines.append(format_sparsity_report(report["layers"]))
@@ -240,6 +264,19 @@ def format_pruning_report(report: dict) -> str:
             f"fine-tuned {report['fine_tune_epochs']} epoch(s), "
             f"final loss {report['final_loss']:.4f}"
         )
+    if report.get("map_before") is not None:
+        before, after = report["map_before"], report["map_after"]
+        lines.append(f"mAP (11-point) on the validation data: {before:.4f} -> {after:.4f}")
+        if before - after > MAP_LOSS_WARNING:
+            lines.append(
+                f"WARNING: the pruned model lost {100 * (before - after):.1f} mAP points; "
+                + (
+                    "fine-tune longer (--fine-tune-epochs N)"
+                    if report["fine_tune_epochs"]
+                    else "fine-tune it (--fine-tune-epochs N)"
+                )
+                + " or prune less (--amount)"
+            )
     return "\n".join(lines)
 
 

@@ -283,3 +283,47 @@ def test_data_report_counts_dropped_items_and_says_what_happens_to_kept_boxes(
     kept = dataset.data_report.with_action("kept")[0]
     assert "zero-size or inverted box [181, 329, 181, 329]" in kept.reason
     assert "removes it from every batch" in kept.reason
+
+
+def test_prune_compares_map_before_and_after_and_warns(tiny_shapes, tmp_path, capsys):
+    """prune evaluates the source and the pruned model on the source run's validation split and
+    warns loudly when the pruned model lost more than a few mAP points."""
+    from ssd_keras.optimize import format_pruning_report
+
+    run = tmp_path / "run"
+    argv = ["train", "--data", tiny_shapes["root"], "--val-split", "test", "--epochs", "1"]
+    assert main(argv + ["--out", str(run)] + TRAIN) == 0
+    capsys.readouterr()
+    out = tmp_path / "pruned"
+    argv = ["prune", "--run", str(run), "--method", "filters", "--amount", "0.5"]
+    assert main(argv + ["--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    report = json.loads((out / "pruning_report.json").read_text())
+    assert 0 <= report["map_before"] <= 1 and 0 <= report["map_after"] <= 1
+    assert f"{report['map_before']:.4f} -> {report['map_after']:.4f}" in printed
+    worse = {**report, "map_before": 0.435, "map_after": 0.03}
+    assert "WARNING: the pruned model lost 40.5 mAP points" in format_pruning_report(worse)
+    same = {**report, "map_before": 0.435, "map_after": 0.43}
+    assert "WARNING" not in format_pruning_report(same)
+
+
+def test_prune_fine_tunes_with_the_source_recipe_and_reports_first(tiny_shapes, tmp_path, capsys):
+    """The fine-tuning takes the source run's batch size, optimizer, learning rate and
+    augmentation (the defaults used to replace them), and the pruning table is printed before
+    the fine-tuning starts."""
+    run = tmp_path / "run"
+    argv = ["train", "--data", tiny_shapes["root"], "--epochs", "1", "--out", str(run)]
+    argv += ["--image-size", "64", "96", "--steps-per-epoch", "1", "--batch-size", "2"]
+    argv += ["--optimizer", "sgd", "--lr", "0.0005", "--augmentation", "none", "--quiet"]
+    assert main(argv) == 0
+    capsys.readouterr()
+    out = tmp_path / "pruned"
+    argv = ["prune", "--run", str(run), "--method", "filters", "--amount", "0.25"]
+    assert main(argv + ["--fine-tune-epochs", "1", "--out", str(out), "--quiet"]) == 0
+    printed = capsys.readouterr().out
+    used = json.loads((out / "train_args.json").read_text())
+    assert used["batch_size"] == 2 and used["steps_per_epoch"] == 1
+    assert used["optimizer"] == "sgd" and used["lr"] == 0.0005 and used["augmentation"] == "none"
+    assert printed.index("conv1 ") < printed.index("fine-tuning 1 epoch(s)")
+    assert printed.index("fine-tuning 1 epoch(s)") < printed.index("fine-tuned 1 epoch(s)")
+    assert printed.count("conv1 ") == 1

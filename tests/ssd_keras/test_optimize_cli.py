@@ -119,7 +119,7 @@ def test_prune_filters_fine_tune_and_resume(trained_run, tmp_path, capsys):
     printed = capsys.readouterr().out
     assert "conv1" in printed and "32 -> 16" in printed and "fine-tuned 1 epoch(s)" in printed
     report = json.loads((out / "pruning_report.json").read_text())
-    assert report["method"] == "filters" and report["criterion"] == "bn_gamma"
+    assert report["method"] == "filters" and report["criterion"] == "contribution"
     rows = {r["layer"]: r for r in report["layers"]}
     # conv1..conv7 lose half their filters; the heads keep theirs (their Reshape fixes them).
     assert rows["conv4"]["filters_before"] == 64 and rows["conv4"]["filters_after"] == 32
