@@ -413,9 +413,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--overwrite", action="store_true", help="replace existing files")
 
-    for name, text in (
+    for name, short, text in (
         (
             "inspect",
+            "dataset statistics and anchor coverage (inspect.json, plots)",
             "Dataset statistics (boxes per class, box sizes and aspect ratios in the model's "
             "input pixels, images without boxes, bad items) and how the model's anchors cover "
             "the boxes (best IoU per box, fraction matched overall, per class and per size). "
@@ -423,6 +424,7 @@ def build_parser() -> argparse.ArgumentParser:
         ),
         (
             "anchors",
+            "fit anchor scales/aspect ratios to a dataset (anchors.json)",
             "Fits the anchor scales and aspect ratios of the model's predictor layers to the "
             "dataset's boxes (k-means on box shapes, then a search maximising the boxes matched "
             "at the encoder's IoU threshold), keeping the boxes per location. Never covers "
@@ -430,7 +432,7 @@ def build_parser() -> argparse.ArgumentParser:
             "for 'train --anchors' and a coverage plot beside it.",
         ),
     ):
-        p = sub.add_parser(name, help=text.split(". ")[0].lower(), description=text)
+        p = sub.add_parser(name, help=short, description=text)
         _add_dataset_args(p, "train", with_val=False)
         p.add_argument("--model", choices=("ssd7", "ssd300", "ssd512", "ssdlite"), default="ssd7")
         p.add_argument(
