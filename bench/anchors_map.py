@@ -41,6 +41,9 @@ ARMS = ("default", "fitted", "fitted_focal")
 def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data", default=str(BCCD), help="the BCCD folder (VOC layout)")
+    parser.add_argument(
+        "--classes", default=",".join(CLASSES), help="class names, background first (BCCD's)"
+    )
     parser.add_argument("--image-size", type=int, nargs=2, default=(240, 320), metavar=("H", "W"))
     parser.add_argument("--minutes", type=float, default=15.0, help="training budget per run")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
@@ -63,13 +66,14 @@ def main(argv=None) -> dict:
     from ssd_keras.train import train
 
     variances = [0.1, 0.1, 0.2, 0.2]
-    train_data = load_voc(args.data, "train", CLASSES)
-    test_data = load_voc(args.data, "test", CLASSES)
-    default = RunConfig.create("ssd7", CLASSES, image_size=args.image_size, variances=variances)
+    classes = args.classes.split(",")
+    train_data = load_voc(args.data, "train", classes)
+    test_data = load_voc(args.data, "test", classes)
+    default = RunConfig.create("ssd7", classes, image_size=args.image_size, variances=variances)
     fit, _ = fit_dataset_anchors(train_data, default, progress=False)
     fitted = RunConfig.create(
         "ssd7",
-        CLASSES,
+        classes,
         image_size=args.image_size,
         variances=variances,
         scales=fit.scales,
@@ -131,6 +135,7 @@ def main(argv=None) -> dict:
     report = {
         "benchmark": "anchors_map",
         "protocol": {
+            "data": str(args.data),
             "model": "ssd7",
             "image_size": list(args.image_size),
             "variances": variances,
