@@ -210,6 +210,7 @@ _MOMENT_PRESERVING = (
     keras.layers.UpSampling2D,
     keras.layers.UpSampling3D,
 )
+_np = keras.ops.convert_to_numpy
 _NODES, _WEIGHTS = np.polynomial.hermite_e.hermegauss(48)  # for E[f(Z)], Z ~ N(0, 1)
 _WEIGHTS = _WEIGHTS / _WEIGHTS.sum()
 
@@ -259,8 +260,8 @@ def channel_moments(model: keras.Model, producer_name: str) -> dict:
             activation = _activation(layer)
             if isinstance(layer, keras.layers.BatchNormalization):
                 n = int(layer.moving_mean.shape[-1])
-                gamma = np.ones(n) if layer.gamma is None else np.abs(layer.gamma.numpy())
-                beta = np.zeros(n) if layer.beta is None else layer.beta.numpy()
+                gamma = np.ones(n) if layer.gamma is None else np.abs(_np(layer.gamma))
+                beta = np.zeros(n) if layer.beta is None else _np(layer.beta)
                 new = (beta.astype(np.float64), gamma.astype(np.float64))
             elif activation is not None and stats is not None:
                 values = activation(stats[0][:, None] + stats[1][:, None] * _NODES[None, :])
