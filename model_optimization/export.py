@@ -288,7 +288,11 @@ def _export_openvino(model, path: Path, quantization, representative_data, num_s
         samples = _representative_samples(
             representative_data, int(num_samples), model.inputs[0].shape
         )
-        ov_model = nncf.quantize(ov_model, nncf.Dataset(samples), subset_size=len(samples))
+        # Full bias correction (not NNCF's fast one): on a BCCD-trained SSD7 (72 test images) it
+        # took int8's mAP from -0.66 to +0.27 points of the float model's (11-point).
+        ov_model = nncf.quantize(
+            ov_model, nncf.Dataset(samples), subset_size=len(samples), fast_bias_correction=False
+        )
     ov_model.set_rt_info("bf16" if quantization == "bf16" else "f32", _OV_PRECISION_KEY)
     # Weights stay float32 in the file: the precision is chosen when the runner compiles.
     ov.save_model(ov_model, str(path), compress_to_fp16=False)
