@@ -198,8 +198,11 @@ def _start_worker(kind: str, target, images: np.ndarray, folder: Path, key: str,
     log = open(folder / f"{key}.log", "w")
     command = [sys.executable, str(WORKER), kind, str(target), str(folder / f"{key}.npy")]
     command += [str(args.warmup), args.batch_sizes]
+    # A runner of an exported file needs no TensorFlow: Keras on its numpy backend saves each
+    # such worker about 400 MB (SSD300 with every variant was killed for memory otherwise).
+    env = dict(os.environ, KERAS_BACKEND="numpy") if kind == "export" else None
     process = subprocess.Popen(
-        command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log, text=True
+        command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log, text=True, env=env
     )
     if process.stdout.readline().strip() != "ready":
         process.wait()
@@ -216,7 +219,10 @@ def _call(process, batch_size: int) -> float:
 
 
 def _start_workers(name: str, variants, folder: Path, args) -> dict:
-    """One warmed-up worker process per variant of model ``name``."""
+    """One warmed-up worker process per variant of model ``name`` (all exports are written
+    first, so the converters' memory is free before the workers load)."""
+    import gc
+
     from model_optimization import export
 
     builder, preset = MODELS[name]
@@ -224,19 +230,17 @@ def _start_workers(name: str, variants, folder: Path, args) -> dict:
     images = _voc_images(height, width)
     model = builder(**{**preset, "mode": "training"})
     model.save(folder / f"{name}.keras")
-    workers = {}
+    planned = []  # (worker name, kind, target, images)
     for variant in variants:
         key = f"{name}_{variant}"
         if variant in ("keras", "keras_tf_function"):
-            workers[variant] = _start_worker(
-                variant, folder / f"{name}.keras", images, folder, key, args
-            )
+            planned.append((variant, variant, folder / f"{name}.keras", images))
         elif variant == "torchvision":
             peer = TORCHVISION_PEERS.get(name)
             if peer is not None:
                 size = 320 if "320" in peer else 300
-                workers[f"torchvision_{peer}"] = _start_worker(
-                    "torchvision", peer, _voc_images(size, size), folder, key, args
+                planned.append(
+                    (f"torchvision_{peer}", "torchvision", peer, _voc_images(size, size))
                 )
         else:
             fmt, quantization = EXPORTS[variant]
@@ -248,7 +252,14 @@ def _start_workers(name: str, variants, folder: Path, args) -> dict:
             except ImportError as error:  # that runtime is not installed here
                 print(f"{key}: skipped ({error})", file=sys.stderr, flush=True)
                 continue
-            workers[variant] = _start_worker("export", path, images, folder, key, args)
+            gc.collect()
+            planned.append((variant, "export", path, images))
+    del model
+    keras.backend.clear_session()
+    gc.collect()
+    workers = {}
+    for worker, kind, target, inputs in planned:
+        workers[worker] = _start_worker(kind, target, inputs, folder, f"{name}_{worker}", args)
     return {k: w for k, w in workers.items() if w is not None}
 
 
