@@ -13,9 +13,12 @@ different value than the saved one is an error).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
+import re
 import sys
+import threading
 from pathlib import Path
 
 from ssd_keras import __version__
@@ -1299,6 +1302,64 @@ COMMANDS = {
 }
 
 
+# TensorFlow's C++ log lines: start-up notes (CPU instructions, oneDNN), op warnings such as the
+# `[[{{node PyFunc}}]]` line after Ctrl-C. TF_CPP_MIN_LOG_LEVEL does not silence the absl ones.
+_TF_NOISE = re.compile(
+    rb"^(?:[IW]\d{4} [\d:.]+\s+\d+ \S+:\d+\] "
+    rb"|WARNING: All log messages before absl::InitializeLog\(\)"
+    rb"|To enable the following instructions:"
+    rb"|\s*\[\[\{\{node \w+\}\}\]\])"
+)
+
+
+@contextlib.contextmanager
+def _without_tensorflow_noise():
+    """Leaves TensorFlow's C++ log lines out of stderr while a command runs (file descriptor 2
+    goes through a pipe that a thread filters line by line); SSD_KERAS_DEBUG=1 keeps them."""
+    if os.environ.get("SSD_KERAS_DEBUG"):
+        yield
+        return
+    try:
+        original = os.dup(2)
+    except OSError:
+        yield
+        return
+    read_end, write_end = os.pipe()
+    sys.stderr.flush()
+    os.dup2(write_end, 2)
+    os.close(write_end)
+
+    def write(data: bytes) -> None:
+        while data:
+            data = data[os.write(original, data) :]
+
+    def pump() -> None:
+        pending = b""
+        try:
+            while chunk := os.read(read_end, 65536):
+                *lines, pending = (pending + chunk).split(b"\n")
+                kept = b"".join(line + b"\n" for line in lines if not _TF_NOISE.match(line))
+                # A partial line that cannot begin a log line (a progress bar) goes out at once.
+                if pending and pending[:1] not in (b"I", b"W", b"T", b"[", b" "):
+                    kept, pending = kept + pending, b""
+                write(kept)
+            write(pending)
+        except OSError:
+            pass
+        finally:
+            os.close(read_end)
+
+    thread = threading.Thread(target=pump, name="stderr-filter", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        sys.stderr.flush()
+        os.dup2(original, 2)  # closes the pipe's write end: the thread reads to its end
+        thread.join(timeout=5)
+        os.close(original)
+
+
 def main(argv=None) -> int:
     """Entry point of ``python -m ssd_keras`` and the ``ssd-keras`` console script."""
     parser = build_parser()
@@ -1306,7 +1367,8 @@ def main(argv=None) -> int:
     from data_generator.data_report import DataValidationError
 
     try:
-        return COMMANDS[args.command](args)
+        with _without_tensorflow_noise():
+            return COMMANDS[args.command](args)
     except CLIError as error:
         parser.exit(EXIT_USAGE, f"ssd-keras {args.command}: error: {error}\n")
     except DataValidationError as error:

@@ -6,6 +6,7 @@ without --overwrite."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -251,6 +252,8 @@ def test_damaged_model_files_are_named(trained_run, tiny_shapes, tmp_path, capsy
     assert f"{model}: damaged or truncated" in err
     # A damaged model_best.keras: model.keras (whole again) is used instead.
     shutil.copy(trained_run / "model.keras", model)
+    assert main(["predict", "--run", str(model), image, "--out", out]) == 0  # the fixed file
+    capsys.readouterr()
     best = run / "model_best.keras"
     best.write_bytes(best.read_bytes()[:-100])
     assert main(["predict", "--run", str(run), image, "--out", out]) == 0
@@ -327,3 +330,29 @@ def test_prune_fine_tunes_with_the_source_recipe_and_reports_first(tiny_shapes, 
     assert printed.index("conv1 ") < printed.index("fine-tuning 1 epoch(s)")
     assert printed.index("fine-tuning 1 epoch(s)") < printed.index("fine-tuned 1 epoch(s)")
     assert printed.count("conv1 ") == 1
+
+
+@pytest.mark.slow
+def test_cli_hides_tensorflow_start_up_lines_unless_debugging(trained_run, tiny_shapes):
+    argv = [sys.executable, "-m", "ssd_keras", "evaluate", "--run", str(trained_run)]
+    argv += ["--data", tiny_shapes["root"], "--split", "test", "--json"]
+    env = {k: v for k, v in os.environ.items() if k not in ("SSD_KERAS_DEBUG", "KERAS_BACKEND")}
+    env["KERAS_BACKEND"] = "tensorflow"
+    done = subprocess.run(
+        argv, capture_output=True, text=True, cwd=PROJECT_ROOT, env=env, timeout=600
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    for noise in ("I0000", "oneDNN", "absl::InitializeLog", "rebuild TensorFlow"):
+        assert noise not in done.stderr, done.stderr
+    assert f"model: {trained_run}" in done.stderr  # the app's own lines still come through
+    assert json.loads(done.stdout)["n_images"] == 6
+    debug = subprocess.run(
+        argv,
+        capture_output=True,
+        text=True,
+        cwd=PROJECT_ROOT,
+        env={**env, "SSD_KERAS_DEBUG": "1"},
+        timeout=600,
+    )
+    assert debug.returncode == 0
+    assert "oneDNN" in debug.stderr or "I0000" in debug.stderr
