@@ -1063,7 +1063,11 @@ def cmd_predict(args) -> int:
 
 def _check_new_run_folder(out: Path, overwrite: bool) -> None:
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        if not overwrite:
+        from ssd_keras.config import run_has_trained
+
+        # A run folder without a model (its command stopped early) does not block a rerun.
+        unfinished = (out / "config.json").is_file() and not run_has_trained(out)
+        if not overwrite and not unfinished:
             raise CLIError(f"--out: {out} exists and is not empty; add --overwrite to replace it")
         if not (out / "config.json").is_file():
             # --overwrite deletes the folder: only ever a run folder.

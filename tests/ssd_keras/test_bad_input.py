@@ -356,3 +356,14 @@ def test_cli_hides_tensorflow_start_up_lines_unless_debugging(trained_run, tiny_
     )
     assert debug.returncode == 0
     assert "oneDNN" in debug.stderr or "I0000" in debug.stderr
+
+
+def test_prune_into_a_folder_its_failed_run_left_works_without_overwrite(trained_run, tmp_path):
+    out = tmp_path / "pruned"
+    out.mkdir()
+    (out / "config.json").write_text("{}")  # what a prune that stopped before a model leaves
+    (out / "train_args.json").write_text("{}")
+    argv = ["prune", "--run", str(trained_run), "--method", "filters", "--amount", "0.25"]
+    assert main(argv + ["--out", str(out)]) == 0
+    assert (out / "model.keras").is_file()
+    assert json.loads((out / "config.json").read_text())["pruning"]["amount"] == 0.25
