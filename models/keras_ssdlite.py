@@ -138,6 +138,7 @@ def ssdlite(
     top_k=200,
     nms_max_output_size=400,
     return_predictor_sizes=False,
+    batch_norm_momentum=0.99,
 ):
     """Builds SSDLite on a ``keras.applications`` MobileNet (see the module docstring for names).
 
@@ -168,6 +169,11 @@ def ssdlite(
         confidence_thresh, iou_threshold, top_k, nms_max_output_size: decoder settings of the
             inference modes.
         return_predictor_sizes: also return the predictor feature map sizes.
+        batch_norm_momentum: momentum of the moving averages of every BatchNormalization,
+            the backbone's included. ``keras.applications`` uses 0.999, made for long ImageNet
+            runs: after a few hundred steps from scratch its moving statistics are still far from
+            the data's, and the inference-mode model detects nothing (BCCD, 8 epochs: training
+            loss falling, mAP 0.001-0.007).
 
     Returns:
         The `keras.Model` (and, with ``return_predictor_sizes``, the ``(6, 2)`` numpy array of
@@ -244,6 +250,9 @@ def ssdlite(
         img_width,
     )
     model = keras.Model(inputs=inputs, outputs=outputs, name=f"ssdlite_{backbone}")
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.BatchNormalization):
+            layer.momentum = float(batch_norm_momentum)
     if backbone_weights is not None:
         load_mobilenet_weights(model, backbone, float(alpha), backbone_weights)
     if return_predictor_sizes:

@@ -97,6 +97,13 @@ def test_keras_save_load_without_custom_objects(tmp_path, backbone):
     model.save(path)
     reloaded = keras.models.load_model(path)
     np.testing.assert_allclose(_np(reloaded.predict(x, verbose=0)), expected, atol=1e-6)
+    # keras.applications builds its BatchNorms with momentum 0.999; SSDLite sets all to 0.99.
+    momenta = {
+        layer.momentum
+        for layer in reloaded.layers
+        if isinstance(layer, keras.layers.BatchNormalization)
+    }
+    assert momenta == {0.99}
 
     weights = tmp_path / "ssdlite.weights.h5"
     model.save_weights(weights)
