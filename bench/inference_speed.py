@@ -198,9 +198,13 @@ def _start_worker(kind: str, target, images: np.ndarray, folder: Path, key: str,
     log = open(folder / f"{key}.log", "w")
     command = [sys.executable, str(WORKER), kind, str(target), str(folder / f"{key}.npy")]
     command += [str(args.warmup), args.batch_sizes]
-    # A runner of an exported file needs no TensorFlow: Keras on its numpy backend saves each
-    # such worker about 400 MB (SSD300 with every variant was killed for memory otherwise).
-    env = dict(os.environ, KERAS_BACKEND="numpy") if kind == "export" else None
+    # A runner of an exported file needs no TensorFlow: Keras on its numpy backend (which needs
+    # jax) saves each such worker about 400 MB (SSD300 with every variant ran out of memory).
+    import importlib.util
+
+    env = None
+    if kind == "export" and importlib.util.find_spec("jax") is not None:
+        env = dict(os.environ, KERAS_BACKEND="numpy")
     process = subprocess.Popen(
         command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log, text=True, env=env
     )
