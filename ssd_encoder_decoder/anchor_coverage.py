@@ -354,7 +354,10 @@ def _data_guess(shapes, layers, size: float, rng) -> tuple[list, list] | None:
         ratios.append(layer_ratios)
     last = layers[-1]
     scales.append(scales[-1] * last.next_scale / last.this_scale)
-    return list(np.maximum.accumulate(scales)), ratios
+    scales = np.maximum.accumulate(scales)
+    scales[:-1] = np.minimum(scales[:-1], 1.0)
+    scales[-1] = max(scales[-1], scales[-2])
+    return [round(float(v), _DECIMALS) for v in scales], ratios
 
 
 def fit_anchors(
@@ -378,7 +381,8 @@ def fit_anchors(
         img_height, img_width: model input size.
         predictor_sizes: ``(fh, fw)`` of each predictor layer.
         layers: the starting anchors (`resolve_anchor_config`); their steps, offsets,
-            ``two_boxes_for_ar1`` and number of boxes per location are kept.
+            ``two_boxes_for_ar1`` and number of boxes per location are kept. Fitted scales
+            stay in layer order and each layer's own scale at most 1.
         threshold: the encoder's ``pos_iou_threshold``.
         clip_boxes: whether the model clips its anchors (the search then works on unclipped
             anchors; the final check uses the model's own).
@@ -426,8 +430,12 @@ def fit_anchors(
         return scales, ratios
 
     def allowed(scales, ratios):
-        # Finer feature maps keep the smaller anchors (the layout SSD's heads are built for).
-        if min(scales) <= 0 or any(a > b for a, b in zip(scales, scales[1:])):
+        # Finer feature maps keep the smaller anchors (the layout SSD's heads are built for);
+        # a layer's own scale is at most 1 (`AnchorBoxes` refuses more), the last value only
+        # sizes the last layer's second ratio-1 box.
+        if min(scales) <= 0 or max(scales[:-1]) > 1.0:
+            return False
+        if any(a > b for a, b in zip(scales, scales[1:])):
             return False
         # The budget: a free ratio reaching exactly 1.0 would add a box (two_boxes_for_ar1).
         return all(ratios[i][j] != 1.0 for i, j in free)

@@ -135,6 +135,19 @@ def test_fit_covers_boxes_the_defaults_miss():
     assert fit.improved and fit.coverage.matched.mean() >= 0.8
 
 
+def test_fit_keeps_each_layer_scale_at_most_one():
+    """Boxes filling most of the image pull the scales up; a layer's own scale stays <= 1
+    (AnchorBoxes refuses more), only the last value (the second ratio-1 box) may exceed it."""
+    rng = np.random.default_rng(2)
+    sizes, layers = _ssd7_like()
+    w, h = rng.uniform(130, 160, 40), rng.uniform(100, 120, 40)
+    boxes = np.stack([(160 - w) / 2, (120 - h) / 2, (160 + w) / 2, (120 + h) / 2], axis=1)
+    fit = fit_anchors(boxes, np.arange(40), 120, 160, sizes, layers, max_evaluations=400)
+    assert max(fit.scales[:-1]) <= 1.0
+    assert fit.scales == sorted(fit.scales)
+    assert fit.coverage.matched.sum() >= fit.start_coverage.matched.sum()
+
+
 def test_fit_keeps_the_start_when_nothing_is_better():
     """Boxes equal to anchors are matched by the defaults already; the fit cannot do better
     overall, so it returns the start unchanged."""
