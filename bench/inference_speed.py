@@ -225,6 +225,7 @@ def _call(process, batch_size: int) -> float:
 def _start_workers(name: str, variants, folder: Path, args) -> dict:
     """One warmed-up worker process per variant of model ``name`` (all exports are written
     first, so the converters' memory is free before the workers load)."""
+    import contextlib
     import gc
 
     from model_optimization import export
@@ -251,8 +252,15 @@ def _start_workers(name: str, variants, folder: Path, args) -> dict:
             suffix = {"tflite": ".tflite", "onnx": ".onnx", "openvino": ".xml"}[fmt]
             path = folder / f"{key}{suffix}"
             try:
-                export(model, path, format=fmt, quantization=quantization,
-                       representative_data=images, num_calibration_samples=len(images))  # fmt: skip
+                with contextlib.redirect_stdout(sys.stderr):  # NNCF's progress bars: not JSON
+                    export(
+                        model,
+                        path,
+                        format=fmt,
+                        quantization=quantization,
+                        representative_data=images,
+                        num_calibration_samples=len(images),
+                    )
             except ImportError as error:  # that runtime is not installed here
                 print(f"{key}: skipped ({error})", file=sys.stderr, flush=True)
                 continue

@@ -26,6 +26,7 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -160,15 +161,16 @@ def main(argv=None) -> dict:
         path = out / "exports" / name
         export_start = time.perf_counter()
         try:
-            export_run(
-                run,
-                path,
-                format=fmt,
-                quantization=quantization,
-                calibration_data=train_data if quantization == "int8" else None,
-                num_calibration_samples=args.num_calibration,
-                overwrite=True,
-            )
+            with contextlib.redirect_stdout(sys.stderr):  # NNCF's progress bars: not JSON
+                export_run(
+                    run,
+                    path,
+                    format=fmt,
+                    quantization=quantization,
+                    calibration_data=train_data if quantization == "int8" else None,
+                    num_calibration_samples=args.num_calibration,
+                    overwrite=True,
+                )
             models[key] = load_model(path)[0]
         except Exception as error:  # reported, the other runtimes still run
             rows[key] = {"runtime": runtime, "precision": precision, "error": repr(error)}
