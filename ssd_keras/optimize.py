@@ -345,9 +345,11 @@ def export_run(
     from model_optimization import export, load_runner
     from ssd_keras.config import CONFIG_FILE, RunConfig
     from ssd_keras.predict import load_run
+    from ssd_keras.train import float32_model
 
     out = Path(out)
     model, config = load_run(run)
+    model = float32_model(model)  # a --mixed-precision run: exporters have no bfloat16 kernels
     config_dir = out if format == "saved_model" else out.parent
     config_path = config_dir / CONFIG_FILE
     if out.exists() and not overwrite:

@@ -134,6 +134,37 @@ def dtype_policy(name: str | None):
         keras.config.set_dtype_policy(previous)
 
 
+def float32_model(model: keras.Model) -> keras.Model:
+    """``model`` with every layer computing in float32, same weights (the variables of a
+    mixed-precision model are float32 already). Exporters (TFLite, ONNX) have no bfloat16
+    kernels, so `ssd_keras.optimize.export_run` exports this form. Returns ``model`` itself
+    when no layer uses a mixed policy.
+    """
+
+    def is_mixed(policy) -> bool:
+        if isinstance(policy, dict):
+            policy = policy.get("config", {}).get("name", "")
+        return isinstance(policy, str) and policy.startswith("mixed_")
+
+    def to_float32(node):
+        if isinstance(node, dict):
+            return {
+                key: "float32" if key == "dtype" and is_mixed(value) else to_float32(value)
+                for key, value in node.items()
+            }
+        if isinstance(node, list):
+            return [to_float32(value) for value in node]
+        return node
+
+    config = model.get_config()
+    converted = to_float32(config)
+    if converted == config:
+        return model
+    clone = model.__class__.from_config(converted)
+    clone.set_weights(model.get_weights())
+    return clone
+
+
 def make_optimizer(name: str, learning_rate: float):
     if name == "adam":
         return keras.optimizers.Adam(learning_rate, beta_1=0.9, beta_2=0.999, epsilon=1e-8)

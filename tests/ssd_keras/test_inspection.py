@@ -136,3 +136,22 @@ def test_mixed_precision_model_outputs_float32_and_finite(policy):
     np.testing.assert_allclose(output[..., :3].sum(-1), 1.0, rtol=1e-5)  # float32 softmax
     # The anchors and variances are exactly the float32 model's.
     np.testing.assert_array_equal(output[..., -8:], reference.predict(images, verbose=0)[..., -8:])
+
+
+def test_float32_model_of_a_mixed_precision_model():
+    """What export_run exports for a --mixed-precision run: the same weights, every layer
+    float32 (TFLite has no bfloat16 kernels); a float32 model comes back as it is."""
+    from ssd_keras.train import float32_model
+
+    config = RunConfig.create("ssd7", ["background", "a"], image_size=(64, 96))
+    with dtype_policy("mixed_bfloat16"):
+        mixed = config.build_model()
+    plain = float32_model(mixed)
+    assert {layer.dtype_policy.name for layer in plain.layers} == {"float32"}
+    images = np.random.default_rng(1).uniform(0, 255, (1, 64, 96, 3)).astype("float32")
+    reference = config.build_model()
+    reference.set_weights(mixed.get_weights())
+    np.testing.assert_allclose(
+        plain.predict(images, verbose=0), reference.predict(images, verbose=0), atol=1e-5
+    )
+    assert float32_model(reference) is reference
