@@ -367,3 +367,29 @@ def test_prune_into_a_folder_its_failed_run_left_works_without_overwrite(trained
     assert main(argv + ["--out", str(out)]) == 0
     assert (out / "model.keras").is_file()
     assert json.loads((out / "config.json").read_text())["pruning"]["amount"] == 0.25
+
+
+@pytest.mark.slow
+def test_ctrl_c_during_training_gives_one_line_and_a_resumable_run(tiny_shapes, tmp_path):
+    """A real SIGINT in the middle of training: exit 130 with the one 'interrupted' line, none of
+    TensorFlow's op lines (`[[{{node PyFunc}}]]`) and no traceback; --resume continues."""
+    import signal
+
+    run = tmp_path / "run"
+    argv = [sys.executable, "-m", "ssd_keras", "train", "--data", tiny_shapes["root"]]
+    argv += ["--epochs", "200", "--out", str(run)] + [a for a in TRAIN if a != "--quiet"]
+    env = {k: v for k, v in os.environ.items() if k not in ("SSD_KERAS_DEBUG", "KERAS_BACKEND")}
+    env["KERAS_BACKEND"] = "tensorflow"
+    process = subprocess.Popen(
+        argv, cwd=PROJECT_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    for line in process.stdout:  # Keras prints "Epoch 3/200" as the third epoch begins
+        if line.startswith("Epoch 3/"):
+            process.send_signal(signal.SIGINT)
+            break
+    out, err = process.communicate(timeout=300)
+    assert process.returncode == 130, err[-2000:]
+    assert "interrupted; a training run continues from its last epoch with --resume" in err
+    assert "{{node" not in err and "Traceback" not in err, err
+    resumed = main(["train", "--out", str(run), "--resume", "--epochs", "4"])
+    assert resumed == 0
