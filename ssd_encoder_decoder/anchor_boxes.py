@@ -197,6 +197,19 @@ class PredictorLayerAnchors:
         return n_boxes_per_location(self.aspect_ratios, self.two_boxes_for_ar1)
 
 
+# The model-level anchor arguments `resolve_anchor_config` takes (the original API's names).
+ANCHOR_CONFIG_KEYS = (
+    "min_scale",
+    "max_scale",
+    "scales",
+    "aspect_ratios_global",
+    "aspect_ratios_per_layer",
+    "two_boxes_for_ar1",
+    "steps",
+    "offsets",
+)
+
+
 def resolve_anchor_config(
     n_predictor_layers: int,
     min_scale: float | None = 0.1,

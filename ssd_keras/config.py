@@ -10,6 +10,8 @@ import dataclasses
 import json
 from pathlib import Path
 
+from ssd_encoder_decoder.anchor_boxes import ANCHOR_CONFIG_KEYS
+
 MODEL_NAMES = ("ssd7", "ssd300", "ssd512", "ssdlite")
 CONFIG_FILE = "config.json"
 
@@ -44,14 +46,7 @@ _DEFAULT_SIZE = {
     "ssdlite": (320, 320),
 }
 _ANCHOR_KEYS = (
-    "min_scale",
-    "max_scale",
-    "scales",
-    "aspect_ratios_global",
-    "aspect_ratios_per_layer",
-    "two_boxes_for_ar1",
-    "steps",
-    "offsets",
+    *ANCHOR_CONFIG_KEYS,
     "clip_boxes",
     "variances",
     "normalize_coords",

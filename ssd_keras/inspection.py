@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from data_generator.dataset_inspection import box_statistics, collect_boxes
-from ssd_encoder_decoder.anchor_boxes import resolve_anchor_config
+from ssd_encoder_decoder.anchor_boxes import ANCHOR_CONFIG_KEYS, resolve_anchor_config
 from ssd_encoder_decoder.anchor_coverage import (
     SIZE_BUCKETS,
     anchor_coverage,
@@ -32,21 +32,11 @@ from ssd_encoder_decoder.anchor_coverage import (
 
 INSPECT_FILE = "inspect.json"
 ANCHORS_FORMAT = "ssd_keras.anchors/1"
-_LAYER_KEYS = (
-    "min_scale",
-    "max_scale",
-    "scales",
-    "aspect_ratios_global",
-    "aspect_ratios_per_layer",
-    "two_boxes_for_ar1",
-    "steps",
-    "offsets",
-)
 
 
 def anchor_layers(config, predictor_sizes):
     """The `PredictorLayerAnchors` of a `RunConfig`'s model."""
-    kwargs = {k: config.model_kwargs[k] for k in _LAYER_KEYS if k in config.model_kwargs}
+    kwargs = {k: config.model_kwargs[k] for k in ANCHOR_CONFIG_KEYS if k in config.model_kwargs}
     return resolve_anchor_config(len(predictor_sizes), **kwargs)
 
 

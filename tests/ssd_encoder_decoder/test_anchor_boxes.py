@@ -5,6 +5,7 @@ import pytest
 
 from bounding_box_utils import convert_coordinates
 from ssd_encoder_decoder.anchor_boxes import (
+    ANCHOR_CONFIG_KEYS,
     anchor_box_sizes,
     clip_to_image,
     generate_anchor_boxes_for_layer,
@@ -13,16 +14,7 @@ from ssd_encoder_decoder.anchor_boxes import (
     resolve_anchor_config,
 )
 
-CONFIG_KEYS = (
-    "min_scale",
-    "max_scale",
-    "scales",
-    "aspect_ratios_global",
-    "aspect_ratios_per_layer",
-    "two_boxes_for_ar1",
-    "steps",
-    "offsets",
-)
+CONFIG_KEYS = ANCHOR_CONFIG_KEYS
 
 
 def model_anchors(kwargs):
