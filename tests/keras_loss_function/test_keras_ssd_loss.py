@@ -61,25 +61,17 @@ def test_golden_hard_negative_count(golden):
     assert kept_losses.min() > negative_losses[mask == 0].max()
 
 
-def test_hand_checked_single_image():
-    """One image, 4 anchors, 1 object class (2 scores). Numbers by hand:
-
-    anchor 0: positive, p(class 1) = 0.5 -> class loss ln 2 = 0.693147; offsets off by
-              (0.5, -2, 0, 0) -> smooth L1 = 0.5 * 0.25 + (2 - 0.5) = 1.625
-    anchor 1: negative, p(background) = 0.25 -> loss ln 4 = 1.386294
-    anchor 2: negative, p(background) = 0.5  -> loss ln 2 = 0.693147
-    anchor 3: neutral (all-zero class vector) -> ignored even with a bad prediction
-    n_pos = 1, neg_pos_ratio = 1 -> keep only the hardest negative (anchor 1).
-    loss = (0.693147 + 1.386294 + alpha * 1.625) / 1 * batch(1), alpha = 2 -> 5.329442
-    """
+def _hand_batch():
+    """The hand-checked batch of the tests below: one image, four anchors, one object class
+    (columns: background, class 1, 4 offsets, 8 anchor/variance values)."""
     zeros8 = [0.0] * 8
     y_true = np.array(
         [
             [
-                [0, 1, 0.0, 0.0, 0.0, 0.0] + zeros8,
-                [1, 0, 0.0, 0.0, 0.0, 0.0] + zeros8,
-                [1, 0, 0.0, 0.0, 0.0, 0.0] + zeros8,
-                [0, 0, 0.0, 0.0, 0.0, 0.0] + zeros8,
+                [0, 1, 0.0, 0.0, 0.0, 0.0] + zeros8,  # positive
+                [1, 0, 0.0, 0.0, 0.0, 0.0] + zeros8,  # negative
+                [1, 0, 0.0, 0.0, 0.0, 0.0] + zeros8,  # negative
+                [0, 0, 0.0, 0.0, 0.0, 0.0] + zeros8,  # neutral
             ]
         ],
         dtype="float32",
@@ -95,6 +87,21 @@ def test_hand_checked_single_image():
         ],
         dtype="float32",
     )
+    return y_true, y_pred
+
+
+def test_hand_checked_single_image():
+    """One image, 4 anchors, 1 object class (2 scores). Numbers by hand:
+
+    anchor 0: positive, p(class 1) = 0.5 -> class loss ln 2 = 0.693147; offsets off by
+              (0.5, -2, 0, 0) -> smooth L1 = 0.5 * 0.25 + (2 - 0.5) = 1.625
+    anchor 1: negative, p(background) = 0.25 -> loss ln 4 = 1.386294
+    anchor 2: negative, p(background) = 0.5  -> loss ln 2 = 0.693147
+    anchor 3: neutral (all-zero class vector) -> ignored even with a bad prediction
+    n_pos = 1, neg_pos_ratio = 1 -> keep only the hardest negative (anchor 1).
+    loss = (0.693147 + 1.386294 + alpha * 1.625) / 1 * batch(1), alpha = 2 -> 5.329442
+    """
+    y_true, y_pred = _hand_batch()
     loss = SSDLoss(neg_pos_ratio=1, alpha=2.0)
     expected = np.log(2) + np.log(4) + 2.0 * 1.625
     np.testing.assert_allclose(_np(loss.compute_loss(y_true, y_pred)), [expected], rtol=1e-6)
@@ -204,29 +211,7 @@ def test_focal_loss_hand_computed_batch():
     anchor 3: neutral -> 0 (no mining: every negative counts, none is dropped)
     loss = (0.0433217 + 0.5848429 + 0.1299651 + alpha * 1.625) / n_pos 1, alpha = 2
     """
-    zeros8 = [0.0] * 8
-    y_true = np.array(
-        [
-            [
-                [0, 1, 0.0, 0.0, 0.0, 0.0] + zeros8,
-                [1, 0, 0.0, 0.0, 0.0, 0.0] + zeros8,
-                [1, 0, 0.0, 0.0, 0.0, 0.0] + zeros8,
-                [0, 0, 0.0, 0.0, 0.0, 0.0] + zeros8,
-            ]
-        ],
-        dtype="float32",
-    )
-    y_pred = np.array(
-        [
-            [
-                [0.5, 0.5, 0.5, -2.0, 0.0, 0.0] + zeros8,
-                [0.25, 0.75, 9.0, 9.0, 9.0, 9.0] + zeros8,
-                [0.5, 0.5, 9.0, 9.0, 9.0, 9.0] + zeros8,
-                [0.01, 0.99, 9.0, 9.0, 9.0, 9.0] + zeros8,
-            ]
-        ],
-        dtype="float32",
-    )
+    y_true, y_pred = _hand_batch()
     expected = (
         0.25 * 0.25 * np.log(2) + 0.75 * 0.5625 * np.log(4) + 0.75 * 0.25 * np.log(2) + 2 * 1.625
     )
