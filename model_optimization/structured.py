@@ -59,24 +59,19 @@ _PRODUCERS = (
     keras.layers.Dense,
 )
 _CONSUMERS = _PRODUCERS
-_PRESERVING = (
-    keras.layers.BatchNormalization,
-    keras.layers.ELU,
-    keras.layers.ReLU,
-    keras.layers.LeakyReLU,
-    keras.layers.PReLU,
+# Channel statistics pass unchanged (approximately, for pooling) through these layers.
+_MOMENT_PRESERVING = (
     keras.layers.MaxPooling1D,
     keras.layers.MaxPooling2D,
     keras.layers.MaxPooling3D,
     keras.layers.AveragePooling1D,
     keras.layers.AveragePooling2D,
     keras.layers.AveragePooling3D,
-    keras.layers.GlobalAveragePooling1D,
-    keras.layers.GlobalAveragePooling2D,
-    keras.layers.GlobalAveragePooling3D,
-    keras.layers.GlobalMaxPooling1D,
-    keras.layers.GlobalMaxPooling2D,
-    keras.layers.GlobalMaxPooling3D,
+    keras.layers.Dropout,
+    keras.layers.SpatialDropout1D,
+    keras.layers.SpatialDropout2D,
+    keras.layers.SpatialDropout3D,
+    keras.layers.Identity,
     keras.layers.ZeroPadding1D,
     keras.layers.ZeroPadding2D,
     keras.layers.ZeroPadding3D,
@@ -86,12 +81,22 @@ _PRESERVING = (
     keras.layers.UpSampling1D,
     keras.layers.UpSampling2D,
     keras.layers.UpSampling3D,
-    keras.layers.Dropout,
-    keras.layers.SpatialDropout1D,
-    keras.layers.SpatialDropout2D,
-    keras.layers.SpatialDropout3D,
+)
+# Each channel of these layers' output depends on the same channel of their input alone.
+_PRESERVING = (
+    *_MOMENT_PRESERVING,
+    keras.layers.BatchNormalization,
+    keras.layers.ELU,
+    keras.layers.ReLU,
+    keras.layers.LeakyReLU,
+    keras.layers.PReLU,
+    keras.layers.GlobalAveragePooling1D,
+    keras.layers.GlobalAveragePooling2D,
+    keras.layers.GlobalAveragePooling3D,
+    keras.layers.GlobalMaxPooling1D,
+    keras.layers.GlobalMaxPooling2D,
+    keras.layers.GlobalMaxPooling3D,
     keras.layers.GaussianNoise,
-    keras.layers.Identity,
     keras.layers.DepthwiseConv2D,
 )
 # By class name: these live in keras_layers, which this module does not need to import.
@@ -187,29 +192,6 @@ class _Graph:
         return preserving, consumers
 
 
-# Channel statistics pass unchanged (approximately, for pooling) through these layers.
-_MOMENT_PRESERVING = (
-    keras.layers.MaxPooling1D,
-    keras.layers.MaxPooling2D,
-    keras.layers.MaxPooling3D,
-    keras.layers.AveragePooling1D,
-    keras.layers.AveragePooling2D,
-    keras.layers.AveragePooling3D,
-    keras.layers.Dropout,
-    keras.layers.SpatialDropout1D,
-    keras.layers.SpatialDropout2D,
-    keras.layers.SpatialDropout3D,
-    keras.layers.Identity,
-    keras.layers.ZeroPadding1D,
-    keras.layers.ZeroPadding2D,
-    keras.layers.ZeroPadding3D,
-    keras.layers.Cropping1D,
-    keras.layers.Cropping2D,
-    keras.layers.Cropping3D,
-    keras.layers.UpSampling1D,
-    keras.layers.UpSampling2D,
-    keras.layers.UpSampling3D,
-)
 _np = keras.ops.convert_to_numpy
 _NODES, _WEIGHTS = np.polynomial.hermite_e.hermegauss(48)  # for E[f(Z)], Z ~ N(0, 1)
 _WEIGHTS = _WEIGHTS / _WEIGHTS.sum()
