@@ -22,6 +22,7 @@ import threading
 from pathlib import Path
 
 from ssd_keras import __version__
+from ssd_keras.config import MODEL_NAMES
 
 EXIT_USAGE = 2
 
@@ -69,6 +70,17 @@ DATA_KEYS = (
 )
 _PATH_KEYS = ("data", "csv", "coco", "images", "val_csv", "val_coco")
 CSV_FORMAT = "image_name,xmin,xmax,ymin,ymax,class_id"
+
+
+def _add_image_size_arg(p) -> None:
+    p.add_argument(
+        "--image-size",
+        type=_positive_int,
+        nargs=2,
+        metavar=("H", "W"),
+        help="model input size (default: ssd7 300 480, ssd300 300 300, ssd512 512 512, "
+        "ssdlite 320 320)",
+    )
 
 
 def _add_dataset_args(parser, split_default: str, with_val: bool, purpose: str = "") -> None:
@@ -179,7 +191,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--model",
-        choices=("ssd7", "ssd300", "ssd512", "ssdlite"),
+        choices=MODEL_NAMES,
         help="default ssd7; ssdlite = SSDLite on MobileNetV2 (320 320 by default)",
     )
     p.add_argument(
@@ -192,13 +204,7 @@ def build_parser() -> argparse.ArgumentParser:
         "SSD authors did; ssdlite: MobileNetV2). Default: random",
     )
     _add_dataset_args(p, "train", with_val=True)
-    p.add_argument(
-        "--image-size",
-        type=_positive_int,
-        nargs=2,
-        metavar=("H", "W"),
-        help="model input size (default: ssd7 300 480, ssd300 300 300, ssd512 512 512)",
-    )
+    _add_image_size_arg(p)
     p.add_argument(
         "--variances",
         type=_positive_float,
@@ -437,14 +443,8 @@ def build_parser() -> argparse.ArgumentParser:
     ):
         p = sub.add_parser(name, help=short, description=text)
         _add_dataset_args(p, "train", with_val=False)
-        p.add_argument("--model", choices=("ssd7", "ssd300", "ssd512", "ssdlite"), default="ssd7")
-        p.add_argument(
-            "--image-size",
-            type=_positive_int,
-            nargs=2,
-            metavar=("H", "W"),
-            help="model input size (default: ssd7 300 480, ssd300 300 300, ssd512 512 512)",
-        )
+        p.add_argument("--model", choices=MODEL_NAMES, default="ssd7")
+        _add_image_size_arg(p)
         p.add_argument(
             "--iou",
             type=_fraction,
