@@ -39,7 +39,7 @@ def test_run_config_of_ssdlite():
         "optimizer": "adam",
         "learning_rate": 0.001,
         "lr_schedule": "plateau",
-        "augmentation": "ssd",
+        "augmentation": "constant",
     }
     small = RunConfig.create("ssdlite", CLASSES, image_size=(64, 96))
     model, sizes = small.build_model(return_predictor_sizes=True)
@@ -90,7 +90,7 @@ def test_train_evaluate_predict_prune_export_ssdlite(
     assert RunConfig.load(run).model == "ssdlite"
     train_args = json.loads((run / "train_args.json").read_text())
     assert train_args["backbone_weights"] == str(mobilenet_v2_file.resolve())
-    assert train_args["augmentation"] == "ssd" and train_args["optimizer"] == "adam"
+    assert train_args["augmentation"] == "constant" and train_args["optimizer"] == "adam"
 
     assert (
         main(["evaluate", "--run", str(run), "--data", tiny_shapes["root"], "--split", "test"]) == 0
