@@ -9,8 +9,10 @@ Recipes (the defaults per model; every piece can be overridden):
   to the input size; encoder IoU thresholds 0.5 / 0.3; `EarlyStopping` (patience 10) and
   `ReduceLROnPlateau` (factor 0.2, patience 8, min 1e-5) on the validation loss.
 - SSDLite: Adam 1e-3 with the same plateau schedule and early stopping (BatchNorm everywhere
-  trains well with Adam from scratch or from ImageNet weights), `SSDDataAugmentation` (the
-  SSD/SSDLite papers' augmentation), encoder IoU thresholds 0.5 / 0.5.
+  trains well with Adam from scratch or from ImageNet weights), SSD7's resize +
+  `DataAugmentationConstantInputSize` (on BCCD from scratch it reached mAP 0.57 in 24 epochs;
+  `SSDDataAugmentation`, whose zoom-out shrinks small objects below the smallest anchors, gave
+  0.013 after 21), encoder IoU thresholds 0.5 / 0.5.
 - Always: `ModelCheckpoint` (best model), `CSVLogger`, `TerminateOnNaN`; `TensorBoard` on
   request.
 
@@ -85,7 +87,7 @@ def recipe(model: str) -> dict:
             "optimizer": "adam",
             "learning_rate": 0.001,
             "lr_schedule": "plateau",
-            "augmentation": "ssd",
+            "augmentation": "constant",
         }
     return {
         "optimizer": "sgd",
