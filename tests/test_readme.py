@@ -18,6 +18,7 @@ NEEDS_USER_FILES = (
     "val_dataset",  # a trained model and its validation data
     "VGG_coco_SSD_300x300_iter_400000.h5",  # the original's COCO weights
     "train_set",  # a model and training data
+    "vgg16.weights.h5",  # a VGG16 weights file (and ImageNet weights, which need internet)
 )
 
 
