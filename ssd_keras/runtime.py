@@ -24,6 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
+from bounding_box_utils.bounding_box_utils import iou
+
 RUNTIMES = ("auto", "keras", "litert", "onnxruntime", "openvino")
 CHOICE_FILE = "runtime.json"
 RUNTIME_OF_SUFFIX = {".tflite": "litert", ".onnx": "onnxruntime", ".xml": "openvino"}
@@ -43,13 +45,9 @@ CANDIDATES = (
 def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """IoU of every box in ``a`` `(N, 4)` with every box in ``b`` `(M, 4)`, corners
     ``(xmin, ymin, xmax, ymax)`` in pixels, no +1 (continuous boxes) -> `(N, M)`."""
-    lo = np.maximum(a[:, None, :2], b[None, :, :2])
-    hi = np.minimum(a[:, None, 2:], b[None, :, 2:])
-    inter = np.prod(np.clip(hi - lo, 0, None), axis=-1)
-    area_a = np.prod(np.clip(a[:, 2:] - a[:, :2], 0, None), axis=-1)
-    area_b = np.prod(np.clip(b[:, 2:] - b[:, :2], 0, None), axis=-1)
-    union = area_a[:, None] + area_b[None, :] - inter
-    return np.where(union > 0, inter / np.where(union > 0, union, 1), 0.0)
+    if len(a) == 0 or len(b) == 0:
+        return np.zeros((len(a), len(b)))
+    return iou(a, b, coords="corners", mode="outer_product", border_pixels="half")
 
 
 def detections_agree(
