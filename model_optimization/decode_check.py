@@ -78,8 +78,9 @@ def decoding_problem(
 def _image_problem(want, have, class_scores, boxes, *, top_k, iou_threshold, per_class, close, tie):
     if (np.diff(have[:, 1]) > tie).any():
         return "detections not sorted by decreasing confidence"
+    best = class_scores.max(axis=-1)  # (n_anchors,)
     for row in have:
-        if not _is_candidate(row, class_scores, boxes, per_class, close, tie):
+        if not _is_candidate(row, class_scores, best, boxes, per_class, close, tie):
             return (
                 f"detection (class {row[0]:g}, confidence {row[1]:.6g}, box "
                 f"{np.round(row[2:], 2).tolist()}) is not a candidate of the raw predictions"
@@ -102,7 +103,7 @@ def _image_problem(want, have, class_scores, boxes, *, top_k, iou_threshold, per
     return None
 
 
-def _is_candidate(row, class_scores, boxes, per_class, close, tie) -> bool:
+def _is_candidate(row, class_scores, best, boxes, per_class, close, tie) -> bool:
     """An anchor decodes to `row`'s box and scores `row`'s confidence for `row`'s class (which,
     for an argmax decoder, is also (nearly) the anchor's best score)."""
     class_id = int(row[0])
@@ -111,7 +112,7 @@ def _is_candidate(row, class_scores, boxes, per_class, close, tie) -> bool:
     score = class_scores[:, class_id]  # (n_anchors,)
     same = close(row[2:], boxes).all(axis=-1) & close(row[1], score)
     if not per_class:
-        same &= score >= class_scores.max(axis=-1) - tie
+        same &= score >= best - tie
     return bool(same.any())
 
 
