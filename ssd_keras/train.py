@@ -39,7 +39,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
-import math
 import shutil
 import threading
 from pathlib import Path
@@ -49,6 +48,12 @@ import keras
 from ssd_keras.callbacks import DatasetEpoch, TrainingBackup
 from ssd_keras.config import RunConfig, run_has_trained
 from ssd_keras.data import training_transformations
+from ssd_keras.loss_curve import plot_loss_curve, read_log  # noqa: F401  (public here too)
+from ssd_keras.precision import (  # noqa: F401  (public here too)
+    dtype_policy,
+    float32_model,
+    mixed_precision_policy,
+)
 
 OPTIMIZERS = ("adam", "sgd")
 LOSSES = ("softmax", "focal")
@@ -75,14 +80,7 @@ def ssd300_lr_schedule(epoch: int, lr: float | None = None) -> float:
 
 def recipe(model: str) -> dict:
     """Default optimizer, learning rate, schedule and augmentation of the original notebooks."""
-    if model == "ssd7":
-        return {
-            "optimizer": "adam",
-            "learning_rate": 0.001,
-            "lr_schedule": "plateau",
-            "augmentation": "constant",
-        }
-    if model == "ssdlite":
+    if model in ("ssd7", "ssdlite"):
         return {
             "optimizer": "adam",
             "learning_rate": 0.001,
@@ -95,76 +93,6 @@ def recipe(model: str) -> dict:
         "lr_schedule": "ssd300",
         "augmentation": "ssd",
     }
-
-
-def mixed_precision_policy() -> str:
-    """The Keras mixed-precision policy for this machine.
-
-    ``'mixed_float16'`` when the backend sees a GPU (float16 tensor cores; needs loss scaling),
-    else ``'mixed_bfloat16'`` (CPUs with AVX512-BF16/AMX compute bfloat16 natively; bfloat16 has
-    float32's range, so no loss scaling).
-    """
-    backend = keras.backend.backend()
-    if backend == "tensorflow":
-        import tensorflow as tf
-
-        has_gpu = bool(tf.config.list_physical_devices("GPU"))
-    elif backend == "jax":
-        import jax
-
-        has_gpu = jax.default_backend() == "gpu"
-    elif backend == "torch":
-        import torch
-
-        has_gpu = torch.cuda.is_available()
-    else:
-        has_gpu = False
-    return "mixed_float16" if has_gpu else "mixed_bfloat16"
-
-
-@contextlib.contextmanager
-def dtype_policy(name: str | None):
-    """Layers created inside compute in the ``name`` policy (None: unchanged)."""
-    if name is None:
-        yield
-        return
-    previous = keras.config.dtype_policy()
-    keras.config.set_dtype_policy(name)
-    try:
-        yield
-    finally:
-        keras.config.set_dtype_policy(previous)
-
-
-def float32_model(model: keras.Model) -> keras.Model:
-    """``model`` with every layer computing in float32, same weights (the variables of a
-    mixed-precision model are float32 already). Exporters (TFLite, ONNX) have no bfloat16
-    kernels, so `ssd_keras.optimize.export_run` exports this form. Returns ``model`` itself
-    when no layer uses a mixed policy.
-    """
-
-    def is_mixed(policy) -> bool:
-        if isinstance(policy, dict):
-            policy = policy.get("config", {}).get("name", "")
-        return isinstance(policy, str) and policy.startswith("mixed_")
-
-    def to_float32(node):
-        if isinstance(node, dict):
-            return {
-                key: "float32" if key == "dtype" and is_mixed(value) else to_float32(value)
-                for key, value in node.items()
-            }
-        if isinstance(node, list):
-            return [to_float32(value) for value in node]
-        return node
-
-    config = model.get_config()
-    converted = to_float32(config)
-    if converted == config:
-        return model
-    clone = model.__class__.from_config(converted)
-    clone.set_weights(model.get_weights())
-    return clone
 
 
 def make_optimizer(name: str, learning_rate: float):
@@ -316,31 +244,150 @@ def train(
     Returns:
         A `TrainResult`.
     """
-    from keras_loss_function.keras_ssd_loss import SSDLoss
+    _check_counts(epochs, batch_size, steps_per_epoch)
+    settings = TrainingRecipe.resolve(
+        config.model,
+        optimizer=optimizer,
+        learning_rate=learning_rate,
+        lr_schedule=lr_schedule,
+        augmentation=augmentation,
+        early_stopping_patience=early_stopping_patience,
+        loss=loss,
+        focal_gamma=focal_gamma,
+        focal_alpha=focal_alpha,
+    )
+    policy = mixed_precision_policy() if mixed_precision else None
 
+    out_dir = Path(out_dir)
+    _prepare_run_folder(config, out_dir, resume, overwrite, int(epochs), train_args)
+    keras.utils.set_random_seed(seed)
+    model, encoder = _build_model(
+        config, out_dir, model, resume, strategy, policy, None if resume else backbone_weights
+    )
+    _compile_model(model, settings, strategy)
+    pruned = _has_pruning_wrappers(model)
+    train_set, val_set = _build_datasets(
+        config,
+        encoder,
+        train_data,
+        val_data,
+        augmentation=settings.augmentation,
+        batch_size=batch_size,
+        steps_per_epoch=steps_per_epoch,
+        seed=seed,
+        workers=workers,
+        strategy=strategy,
+    )
+    callbacks = _build_callbacks(
+        settings,
+        out_dir,
+        train_set,
+        monitor="val_loss" if val_set is not None else "loss",
+        pruned=pruned,
+        tensorboard=tensorboard,
+        extra_callbacks=extra_callbacks,
+    )
+    history = _fit(model, train_set, val_set, out_dir, epochs, callbacks, resume, strategy, verbose)
+    # BackupAndRestore sets this private attribute when it restores a backup.
+    initial_epoch = int(getattr(model, "_initial_epoch", None) or 0)
+    paths = _save_results(model, out_dir, pruned)
+    return TrainResult(model, dict(history.history), out_dir, initial_epoch, paths)
+
+
+def _fit(model, train_set, val_set, out_dir: Path, epochs, callbacks, resume, strategy, verbose):
+    """``model.fit`` from the first epoch or, on resume, from the backup's epoch."""
+    if resume:
+        # BackupAndRestore sets the initial epoch only in on_train_begin; the dataset must know
+        # it before fit builds its iterator (which may fetch batches before on_epoch_begin).
+        metadata = out_dir / BACKUP_DIR / "training_metadata.json"
+        if metadata.is_file():
+            train_set.set_epoch(int(json.loads(metadata.read_text())["epoch"]))
+    # Keras' distribution API (JAX) shards each batch only while its distribution is active.
+    with _scope(strategy):
+        return model.fit(
+            train_set,
+            validation_data=val_set,
+            epochs=int(epochs),
+            # The dataset shuffles itself from (seed, epoch); Keras' own batch-order shuffling
+            # draws from Python's global random state, which a resumed process does not share.
+            shuffle=False,
+            callbacks=callbacks,
+            verbose=verbose,
+        )
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainingRecipe:
+    """A run's optimizer, learning-rate schedule, augmentation and loss, with the model's
+    `recipe` filled in where the caller gave None (the options of `train` of the same names)."""
+
+    optimizer: str
+    learning_rate: float
+    lr_schedule: str
+    augmentation: str
+    early_stopping_patience: int | None = 10
+    loss: str = "softmax"
+    focal_gamma: float = 2.0
+    focal_alpha: float = 0.25
+
+    @classmethod
+    def resolve(
+        cls,
+        model: str,
+        optimizer: str | None = None,
+        learning_rate: float | None = None,
+        lr_schedule: str | None = None,
+        augmentation: str | None = None,
+        early_stopping_patience: int | None = 10,
+        loss: str = "softmax",
+        focal_gamma: float = 2.0,
+        focal_alpha: float = 0.25,
+    ) -> TrainingRecipe:
+        """The recipe of ``model`` (a `RunConfig.model` name) overridden by the given options;
+        raises ``ValueError`` naming an unknown or out-of-range option."""
+        defaults = recipe(model)
+        settings = cls(
+            optimizer=optimizer or defaults["optimizer"],
+            learning_rate=(
+                defaults["learning_rate"] if learning_rate is None else float(learning_rate)
+            ),
+            lr_schedule=lr_schedule or defaults["lr_schedule"],
+            augmentation=augmentation or defaults["augmentation"],
+            early_stopping_patience=early_stopping_patience,
+            loss=loss,
+            focal_gamma=focal_gamma,
+            focal_alpha=focal_alpha,
+        )
+        if settings.optimizer not in OPTIMIZERS:
+            raise ValueError(
+                f"optimizer must be one of {list(OPTIMIZERS)}, got {settings.optimizer!r}"
+            )
+        if settings.lr_schedule not in LR_SCHEDULES:
+            raise ValueError(
+                f"lr_schedule must be one of {list(LR_SCHEDULES)}, got {settings.lr_schedule!r}"
+            )
+        if not settings.learning_rate > 0:
+            raise ValueError(f"learning_rate must be > 0, got {settings.learning_rate!r}")
+        if settings.loss not in LOSSES:
+            raise ValueError(f"loss must be one of {list(LOSSES)}, got {settings.loss!r}")
+        return settings
+
+
+def _check_counts(epochs, batch_size, steps_per_epoch) -> None:
     if int(epochs) < 1:
         raise ValueError(f"epochs must be >= 1, got {epochs!r}")
     if int(batch_size) < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size!r}")
     if steps_per_epoch is not None and int(steps_per_epoch) < 1:
         raise ValueError(f"steps_per_epoch must be >= 1, got {steps_per_epoch!r}")
-    defaults = recipe(config.model)
-    optimizer = optimizer or defaults["optimizer"]
-    learning_rate = defaults["learning_rate"] if learning_rate is None else float(learning_rate)
-    lr_schedule = lr_schedule or defaults["lr_schedule"]
-    augmentation = augmentation or defaults["augmentation"]
-    if optimizer not in OPTIMIZERS:
-        raise ValueError(f"optimizer must be one of {list(OPTIMIZERS)}, got {optimizer!r}")
-    if lr_schedule not in LR_SCHEDULES:
-        raise ValueError(f"lr_schedule must be one of {list(LR_SCHEDULES)}, got {lr_schedule!r}")
-    if not learning_rate > 0:
-        raise ValueError(f"learning_rate must be > 0, got {learning_rate!r}")
-    if loss not in LOSSES:
-        raise ValueError(f"loss must be one of {list(LOSSES)}, got {loss!r}")
-    policy = mixed_precision_policy() if mixed_precision else None
 
-    out_dir = Path(out_dir)
-    _check_out_dir(out_dir, resume, overwrite, int(epochs))
+
+def _prepare_run_folder(
+    config: RunConfig, out_dir: Path, resume: bool, overwrite: bool, epochs: int, train_args
+) -> None:
+    """Checks ``out_dir`` (and, on resume, its saved configuration) and writes the run's
+    ``config.json`` and ``train_args.json``."""
+    _check_out_dir(out_dir, resume, overwrite, epochs)
     if resume:
         saved = RunConfig.load(out_dir)
         if json.dumps(saved.to_json(), sort_keys=True) != json.dumps(
@@ -355,7 +402,12 @@ def train(
     if train_args is not None:
         (out_dir / TRAIN_ARGS_FILE).write_text(json.dumps(train_args, indent=2) + "\n")
 
-    keras.utils.set_random_seed(seed)
+
+def _build_model(
+    config: RunConfig, out_dir: Path, model, resume, strategy, policy, backbone_weights
+):
+    """The training-mode model (the given one, the resumed run's initial model or a new one of
+    ``config``) and the encoder of its predictor layers, checked against each other."""
     initial_file = out_dir / INITIAL_MODEL
     if model is None and resume and initial_file.is_file():
         model = _load_initial_model(initial_file, strategy)
@@ -366,14 +418,20 @@ def train(
             model, predictor_sizes = config.build_model(
                 "training",
                 return_predictor_sizes=True,
-                backbone_weights=None if resume else backbone_weights,
+                backbone_weights=backbone_weights,
             )
     else:
         predictor_sizes = config.predictor_sizes()
     encoder = config.build_encoder(predictor_sizes)
     _check_model_output(model, config, encoder)
+    return model, encoder
+
+
+def _compile_model(model: keras.Model, settings: TrainingRecipe, strategy) -> None:
+    from keras_loss_function.keras_ssd_loss import SSDLoss
+
     with _scope(strategy):
-        training_optimizer = make_optimizer(optimizer, learning_rate)
+        training_optimizer = make_optimizer(settings.optimizer, settings.learning_rate)
         if model.dtype_policy.name == "mixed_float16":
             # float16 gradients underflow without it; bfloat16 has float32's exponent range.
             training_optimizer = keras.optimizers.LossScaleOptimizer(training_optimizer)
@@ -382,13 +440,28 @@ def train(
             loss=SSDLoss(
                 neg_pos_ratio=3,
                 alpha=1.0,
-                classification=loss,
-                gamma=focal_gamma,
-                focal_alpha=focal_alpha,
+                classification=settings.loss,
+                gamma=settings.focal_gamma,
+                focal_alpha=settings.focal_alpha,
             ),
         )
-    pruned = _has_pruning_wrappers(model)
 
+
+def _build_datasets(
+    config: RunConfig,
+    encoder,
+    train_data,
+    val_data,
+    *,
+    augmentation: str,
+    batch_size: int,
+    steps_per_epoch: int | None,
+    seed: int,
+    workers: int,
+    strategy,
+):
+    """The training ``PyDataset`` (augmented, shuffled, encoded) and the validation one (or
+    None)."""
     # Keras' distribution API (JAX) splits each batch evenly over the devices, so batches must
     # stay full: there, images without boxes (in the data or after augmentation) are kept as
     # all-background examples instead of being dropped from their batch.
@@ -419,8 +492,22 @@ def train(
             workers=workers,
             keep_images_without_gt=keep_empty,
         )
-    monitor = "val_loss" if val_set is not None else "loss"
+    return train_set, val_set
 
+
+def _build_callbacks(
+    settings: TrainingRecipe,
+    out_dir: Path,
+    train_set,
+    *,
+    monitor: str,
+    pruned: bool,
+    tensorboard: bool,
+    extra_callbacks,
+) -> list:
+    """The run's callbacks in order: dataset epoch, the caller's, pruning step, learning rate
+    and early stopping, NaN stop, best-model checkpoint, CSV log, TensorBoard, backup (last:
+    it saves the state of all the others)."""
     callbacks = [DatasetEpoch(train_set), *extra_callbacks]
     if pruned:
         from model_optimization import UpdatePruningStep
@@ -429,24 +516,24 @@ def train(
             # Before the backup, so the masks it saves are those of the finished batch; the
             # callback reads the schedule's step at the first batch, after the backup restored it.
             callbacks.insert(1, UpdatePruningStep())
-    if lr_schedule == "ssd300":
+    if settings.lr_schedule == "ssd300":
         # The notebook's steps (x0.1 at epoch 80, x0.01 at 100), relative to the initial rate.
-        base = learning_rate
+        base = settings.learning_rate
 
         def schedule(epoch, lr=None):
             return base * ssd300_lr_schedule(epoch) / ssd300_lr_schedule(0)
 
         callbacks.append(keras.callbacks.LearningRateScheduler(schedule))
-    elif lr_schedule == "plateau":
+    elif settings.lr_schedule == "plateau":
         callbacks.append(
             keras.callbacks.ReduceLROnPlateau(
                 monitor=monitor, factor=0.2, patience=8, min_delta=0.001, min_lr=1e-5
             )
         )
-        if early_stopping_patience is not None:
+        if settings.early_stopping_patience is not None:
             callbacks.append(
                 keras.callbacks.EarlyStopping(
-                    monitor=monitor, min_delta=0.0, patience=int(early_stopping_patience)
+                    monitor=monitor, min_delta=0.0, patience=int(settings.early_stopping_patience)
                 )
             )
     callbacks += [
@@ -458,29 +545,13 @@ def train(
     ]
     if tensorboard:
         callbacks.append(keras.callbacks.TensorBoard(log_dir=str(out_dir / "tensorboard")))
-    backup = TrainingBackup(out_dir / BACKUP_DIR, callbacks=callbacks)
-    callbacks.append(backup)
+    callbacks.append(TrainingBackup(out_dir / BACKUP_DIR, callbacks=callbacks))
+    return callbacks
 
-    if resume:
-        # BackupAndRestore sets the initial epoch only in on_train_begin; the dataset must know
-        # it before fit builds its iterator (which may fetch batches before on_epoch_begin).
-        metadata = out_dir / BACKUP_DIR / "training_metadata.json"
-        if metadata.is_file():
-            train_set.set_epoch(int(json.loads(metadata.read_text())["epoch"]))
-    # Keras' distribution API (JAX) shards each batch only while its distribution is active.
-    with _scope(strategy):
-        history = model.fit(
-            train_set,
-            validation_data=val_set,
-            epochs=int(epochs),
-            # The dataset shuffles itself from (seed, epoch); Keras' own batch-order shuffling
-            # draws from Python's global random state, which a resumed process does not share.
-            shuffle=False,
-            callbacks=callbacks,
-            verbose=verbose,
-        )
-    # BackupAndRestore sets this private attribute when it restores a backup.
-    initial_epoch = int(getattr(model, "_initial_epoch", None) or 0)
+
+def _save_results(model: keras.Model, out_dir: Path, pruned: bool) -> dict:
+    """Saves ``model.keras`` (and strips a pruned run's best model), plots the loss curve;
+    returns the paths of the run's files."""
     paths = {"run": out_dir, "config": out_dir / "config.json", "log": out_dir / LOG_FILE}
     best_file = out_dir / "model_best.keras"
     if pruned:
@@ -500,7 +571,7 @@ def train(
     curve = plot_loss_curve(out_dir / LOG_FILE, out_dir / "loss.png")
     if curve is not None:
         paths["loss_curve"] = curve
-    return TrainResult(model, dict(history.history), out_dir, initial_epoch, paths)
+    return paths
 
 
 class FixedStepsDataset(keras.utils.PyDataset):
@@ -589,49 +660,3 @@ def _check_full_batches(name: str, data, batch_size: int, strategy) -> None:
 def _scope(strategy):
     """The scope of a ``tf.distribute`` strategy or a ``keras.distribution`` distribution."""
     return strategy.scope() if strategy is not None else contextlib.nullcontext()
-
-
-def read_log(path) -> dict:
-    """The CSVLogger file as ``{column: [floats]}``."""
-    import csv
-
-    columns: dict = {}
-    with open(path, newline="") as f:
-        for row in csv.DictReader(f):
-            for key, value in row.items():
-                try:
-                    number = float(value)
-                except (TypeError, ValueError):
-                    number = math.nan
-                columns.setdefault(key, []).append(number)
-    return columns
-
-
-def plot_loss_curve(log_path, out_file):
-    """Plots loss (and val_loss) per epoch from the training log; returns the path or None."""
-    log_path = Path(log_path)
-    if not log_path.is_file():
-        return None
-    columns = read_log(log_path)
-    if not columns.get("epoch"):
-        return None
-    # A bare Figure (no pyplot): writes the file without touching the global backend, so
-    # notebooks keep their inline plots.
-    from matplotlib.figure import Figure
-
-    epochs = [int(e) + 1 for e in columns["epoch"]]
-    figure = Figure(figsize=(6, 4))
-    axes = figure.add_subplot()
-    axes.plot(epochs, columns["loss"], marker="o", label="training loss")
-    if any(math.isfinite(v) for v in columns.get("val_loss", [])):
-        axes.plot(epochs, columns["val_loss"], marker="o", label="validation loss")
-    from matplotlib.ticker import MaxNLocator
-
-    axes.xaxis.set_major_locator(MaxNLocator(integer=True))
-    axes.set(xlabel="epoch", ylabel="SSD loss", title="Training")
-    axes.grid(alpha=0.3)
-    axes.legend()
-    figure.tight_layout()
-    out_file = Path(out_file)
-    figure.savefig(out_file, dpi=100)
-    return out_file
