@@ -1,8 +1,9 @@
 """Speed of SSDInputEncoder, decode_detections and decode_detections_fast (prints JSON).
 
-Compares the vectorised ssd-keras implementations with straightforward reference
-implementations written here that mirror the original ssd_keras algorithms line by line (a python
-loop over images, over classes, and a greedy NMS loop that deletes one box per iteration). The
+Compares the vectorised ssd-keras implementations with the straightforward reference
+implementations of ``bench/loop_references.py`` (the tests' references too) that mirror the
+original ssd_keras algorithms line by line (a python loop over images, over classes, and a greedy
+NMS loop that deletes one box per iteration). The
 original itself cannot run here (TF1 / Keras 2); its timings on this kind of machine, from the
 issue, are: encoder 270-420 ms for the batch below, decode_detections 22-30 s on the untrained-like
 batch of 8, decode_detections_fast 45 ms.
@@ -44,7 +45,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bounding_box_utils.bounding_box_utils import convert_coordinates, iou  # noqa: E402
+from bench import loop_references as reference  # noqa: E402
 from ssd_encoder_decoder.ssd_input_encoder import SSDInputEncoder  # noqa: E402
 from ssd_encoder_decoder.ssd_output_decoder import (  # noqa: E402
     decode_detections,
@@ -82,142 +83,10 @@ DECODE_KWARGS = {
 }
 
 
-# ------------------------------------------------------------------------------------------
-# Reference implementations: the original's algorithms, loop for loop.
-# ------------------------------------------------------------------------------------------
-
-
-def reference_match_bipartite_greedy(weight_matrix):
-    weight_matrix = np.copy(weight_matrix)
-    n_gt = weight_matrix.shape[0]
-    all_gt = list(range(n_gt))
-    matches = np.zeros(n_gt, dtype=np.int64)
-    for _ in range(n_gt):
-        anchor_indices = np.argmax(weight_matrix, axis=1)
-        overlaps = weight_matrix[all_gt, anchor_indices]
-        gt_index = np.argmax(overlaps)
-        anchor_index = anchor_indices[gt_index]
-        matches[gt_index] = anchor_index
-        weight_matrix[gt_index] = 0
-        weight_matrix[:, anchor_index] = 0
-    return matches
-
-
-def reference_match_multi(weight_matrix, threshold):
-    gt_indices = np.argmax(weight_matrix, axis=0)
-    overlaps = weight_matrix[gt_indices, np.arange(weight_matrix.shape[1])]
-    anchor_indices = np.nonzero(overlaps >= threshold)[0]
-    return gt_indices[anchor_indices], anchor_indices
-
-
-def reference_encode(encoder: SSDInputEncoder, ground_truth_labels):
-    """The original SSDInputEncoder.__call__ (centroids, normalised, 'half'), image by image."""
-    batch_size = len(ground_truth_labels)
-    y = encoder.generate_encoding_template(batch_size)
-    y[:, :, encoder.background_id] = 1
-    class_vectors = np.eye(encoder.n_classes)
-    for i in range(batch_size):
-        if ground_truth_labels[i].size == 0:
-            continue
-        labels = ground_truth_labels[i].astype(np.float64)
-        labels[:, [2, 4]] /= encoder.img_height
-        labels[:, [1, 3]] /= encoder.img_width
-        labels = convert_coordinates(labels, 1, "corners2centroids")
-        one_hot = class_vectors[labels[:, 0].astype(np.int64)]
-        labels_one_hot = np.concatenate([one_hot, labels[:, 1:5]], axis=-1)
-        similarities = iou(labels[:, 1:5], y[i, :, -12:-8], coords="centroids")
-        bipartite = reference_match_bipartite_greedy(similarities)
-        y[i, bipartite, :-8] = labels_one_hot
-        similarities[:, bipartite] = 0
-        gt_idx, anchor_idx = reference_match_multi(similarities, encoder.pos_iou_threshold)
-        y[i, anchor_idx, :-8] = labels_one_hot[gt_idx]
-        similarities[:, anchor_idx] = 0
-        neutral = np.nonzero(np.amax(similarities, axis=0) >= encoder.neg_iou_limit)[0]
-        y[i, neutral, encoder.background_id] = 0
-    y[:, :, [-12, -11]] -= y[:, :, [-8, -7]]
-    y[:, :, [-12, -11]] /= y[:, :, [-6, -5]] * y[:, :, [-4, -3]]
-    y[:, :, [-10, -9]] /= y[:, :, [-6, -5]]
-    y[:, :, [-10, -9]] = np.log(y[:, :, [-10, -9]]) / y[:, :, [-2, -1]]
-    return y
-
-
-def _reference_boxes(y_pred, img_height, img_width):
-    raw = np.copy(y_pred[:, :, :-8])
-    raw[:, :, [-2, -1]] = np.exp(raw[:, :, [-2, -1]] * y_pred[:, :, [-2, -1]])
-    raw[:, :, [-2, -1]] *= y_pred[:, :, [-6, -5]]
-    raw[:, :, [-4, -3]] *= y_pred[:, :, [-4, -3]] * y_pred[:, :, [-6, -5]]
-    raw[:, :, [-4, -3]] += y_pred[:, :, [-8, -7]]
-    raw = convert_coordinates(raw, raw.shape[-1] - 4, "centroids2corners")
-    raw[:, :, [-4, -2]] *= img_width
-    raw[:, :, [-3, -1]] *= img_height
-    return raw
-
-
-def _reference_greedy_nms(predictions, iou_threshold, conf_col, box_start):
-    boxes_left = np.copy(predictions)
-    maxima = []
-    while boxes_left.shape[0] > 0:
-        maximum_index = np.argmax(boxes_left[:, conf_col])
-        maximum_box = np.copy(boxes_left[maximum_index])
-        maxima.append(maximum_box)
-        boxes_left = np.delete(boxes_left, maximum_index, axis=0)
-        if boxes_left.shape[0] == 0:
-            break
-        # The original's element-wise iou() broadcast one box against many; the outer product
-        # with one box does the same float operations.
-        similarities = iou(
-            boxes_left[:, box_start:], maximum_box[None, box_start:], coords="corners"
-        )[:, 0]
-        boxes_left = boxes_left[similarities <= iou_threshold]
-    return np.array(maxima)
-
-
-def reference_decode_detections(y_pred, confidence_thresh, iou_threshold, top_k, **kwargs):
-    raw = _reference_boxes(y_pred, kwargs["img_height"], kwargs["img_width"])
-    n_classes = raw.shape[-1] - 4
-    results = []
-    for batch_item in raw:
-        pred = []
-        for class_id in range(1, n_classes):
-            single_class = batch_item[:, [class_id, -4, -3, -2, -1]]
-            threshold_met = single_class[single_class[:, 0] > confidence_thresh]
-            if threshold_met.shape[0] > 0:
-                maxima = _reference_greedy_nms(threshold_met, iou_threshold, 0, 1)
-                out = np.zeros((maxima.shape[0], maxima.shape[1] + 1))
-                out[:, 0] = class_id
-                out[:, 1:] = maxima
-                pred.append(out)
-        if pred:
-            pred = np.concatenate(pred, axis=0)
-            if top_k != "all" and pred.shape[0] > top_k:
-                idx = np.argpartition(pred[:, 1], kth=pred.shape[0] - top_k)[
-                    pred.shape[0] - top_k :
-                ]
-                pred = pred[idx]
-        else:
-            pred = np.zeros((0, 6))
-        results.append(pred)
-    return results
-
-
-def reference_decode_detections_fast(y_pred, confidence_thresh, iou_threshold, top_k, **kwargs):
-    converted = np.copy(y_pred[:, :, -14:-8])
-    converted[:, :, 0] = np.argmax(y_pred[:, :, :-12], axis=-1)
-    converted[:, :, 1] = np.amax(y_pred[:, :, :-12], axis=-1)
-    boxes = _reference_boxes(y_pred, kwargs["img_height"], kwargs["img_width"])[:, :, -4:]
-    converted[:, :, 2:] = boxes
-    results = []
-    for batch_item in converted:
-        rows = batch_item[np.nonzero(batch_item[:, 0])]
-        rows = rows[rows[:, 1] >= confidence_thresh]
-        if iou_threshold and len(rows):
-            rows = _reference_greedy_nms(rows, iou_threshold, 1, 2)
-        rows = rows.reshape(-1, 6)
-        if top_k != "all" and rows.shape[0] > top_k:
-            idx = np.argpartition(rows[:, 1], kth=rows.shape[0] - top_k)[rows.shape[0] - top_k :]
-            rows = rows[idx]
-        results.append(rows)
-    return results
+def reference_kwargs(kwargs):
+    """``kwargs`` less the coordinate settings (the references decode DECODE_KWARGS' centroids,
+    normalised)."""
+    return {k: v for k, v in kwargs.items() if k not in ("input_coords", "normalize_coords")}
 
 
 # ------------------------------------------------------------------------------------------
@@ -324,7 +193,7 @@ def main(argv=None):
         5 * args.repeat,
         [
             lambda: encoder(labels),
-            lambda: reference_encode(encoder, labels),
+            lambda: reference.encode(encoder, labels),
             lambda: encoder32(labels),
         ],
     )
@@ -370,7 +239,9 @@ def main(argv=None):
             # The reference's cost is its NMS; top_k only cuts afterwards. So it runs once with
             # top_k='all' and its 200 best rows give the top_k=200 answer (no ties at the cut).
             repeat = 1 if kind == "untrained" else args.repeat
-            t_ref, ref_all = best_time(repeat, reference_decode_detections, y_pred, **all_kwargs)
+            t_ref, ref_all = best_time(
+                repeat, reference.decode_detections, y_pred, **reference_kwargs(all_kwargs)
+            )
             ref_top = [canonical(rows)[:200] for rows in ref_all]
             entry["reference_loop_ms"] = round(1e3 * t_ref, 2)
             entry["speedup"] = round(t_ref / t_new, 2)
@@ -380,7 +251,9 @@ def main(argv=None):
 
         kwargs = dict(DECODE_KWARGS, confidence_thresh=0.5, top_k="all")
         t_new, out_new = best_time(args.repeat, decode_detections_fast, y_pred, **kwargs)
-        t_ref, out_ref = best_time(args.repeat, reference_decode_detections_fast, y_pred, **kwargs)
+        t_ref, out_ref = best_time(
+            args.repeat, reference.decode_detections_fast, y_pred, **reference_kwargs(kwargs)
+        )
         entry["decode_detections_fast"] = {
             "ssd_keras_ms": round(1e3 * t_new, 2),
             "reference_loop_ms": round(1e3 * t_ref, 2),

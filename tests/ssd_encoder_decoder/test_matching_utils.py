@@ -6,36 +6,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
+from bench import loop_references as reference
 from ssd_encoder_decoder.matching_utils import (
     match_bipartite_greedy,
     match_bipartite_greedy_batch,
     match_bipartite_greedy_rows,
     match_multi,
 )
-
-
-def reference_bipartite(weight_matrix):
-    """The original's loop: repeatedly take the global best pair, zero its row and column."""
-    weights = np.array(weight_matrix, dtype=np.float64)
-    matches = np.zeros(len(weights), dtype=np.int64)
-    for _ in range(len(weights)):
-        anchors = np.argmax(weights, axis=1)
-        gt = np.argmax(weights[np.arange(len(weights)), anchors])
-        matches[gt] = anchors[gt]
-        weights[gt] = 0
-        weights[:, anchors[gt]] = 0
-    return matches
-
-
-def reference_multi(weight_matrix, threshold):
-    result_gt, result_anchor = [], []
-    for anchor in range(weight_matrix.shape[1]):
-        column = list(weight_matrix[:, anchor])
-        best = max(column)
-        if best >= threshold:
-            result_gt.append(column.index(best))
-            result_anchor.append(anchor)
-    return np.array(result_gt, dtype=np.int64), np.array(result_anchor, dtype=np.int64)
 
 
 def test_golden_matching(golden):
@@ -71,7 +48,7 @@ def test_zero_overlap_ground_truth_gets_a_free_anchor():
     # anchor 0 (argmax of zeros) although gt 0 already took it. Here it gets the first free one.
     weights = np.array([[0.7, 0.0, 0.0], [0.0, 0.0, 0.0]])
     np.testing.assert_array_equal(match_bipartite_greedy(weights), [0, 1])
-    np.testing.assert_array_equal(reference_bipartite(weights), [0, 0])
+    np.testing.assert_array_equal(reference.match_bipartite_greedy(weights), [0, 0])
 
 
 def test_empty_inputs():
@@ -98,7 +75,7 @@ weight_matrices = st.integers(1, 6).flatmap(
 @given(weight_matrices)
 def test_bipartite_equals_the_original_loop_and_is_distinct(weights):
     matches = match_bipartite_greedy(weights)
-    np.testing.assert_array_equal(matches, reference_bipartite(weights))
+    np.testing.assert_array_equal(matches, reference.match_bipartite_greedy(weights))
     assert len(set(matches.tolist())) == len(matches)
 
 
@@ -106,7 +83,7 @@ def test_bipartite_equals_the_original_loop_and_is_distinct(weights):
 @given(weight_matrices, st.sampled_from([0.1, 0.5, 0.51, 0.95]))
 def test_multi_equals_a_plain_loop(weights, threshold):
     gt, anchor = match_multi(weights, threshold)
-    expected_gt, expected_anchor = reference_multi(weights, threshold)
+    expected_gt, expected_anchor = reference.match_multi_loop(weights, threshold)
     np.testing.assert_array_equal(gt, expected_gt)
     np.testing.assert_array_equal(anchor, expected_anchor)
 

@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from bench import loop_references as reference
 from bounding_box_utils import convert_coordinates, iou
-from ssd_encoder_decoder.matching_utils import match_multi
 from ssd_encoder_decoder.ssd_input_encoder import AnchorIoU, DegenerateBoxError, SSDInputEncoder
 from ssd_encoder_decoder.ssd_output_decoder import decode_detections
 
@@ -44,55 +44,6 @@ SMALL_KWARGS = {
 
 def fixture_labels(fixture):
     return [fixture.npz[f"labels_{i}"] for i in range(fixture.meta["batch_size"])]
-
-
-def reference_encode(encoder, ground_truth_labels):
-    """The original SSDInputEncoder.__call__, image by image, with bounding_box_utils.iou."""
-    y = encoder.generate_encoding_template(len(ground_truth_labels))
-    y[:, :, encoder.background_id] = 1
-    eye = np.eye(encoder.n_classes)
-    for i, labels in enumerate(ground_truth_labels):
-        if labels.size == 0:
-            continue
-        labels = labels.astype(np.float64)
-        if encoder.normalize_coords:
-            labels[:, [2, 4]] /= encoder.img_height
-            labels[:, [1, 3]] /= encoder.img_width
-        if encoder.coords != "corners":
-            labels = convert_coordinates(labels, 1, f"corners2{encoder.coords}")
-        gt_rows = np.concatenate([eye[labels[:, 0].astype(int)], labels[:, 1:5]], axis=-1)
-        similarities = iou(labels[:, 1:5], y[i, :, -12:-8], coords=encoder.coords)
-        weights = similarities.copy()
-        bipartite = np.zeros(len(weights), dtype=int)
-        for _ in range(len(weights)):
-            best = np.argmax(weights, axis=1)
-            gt = np.argmax(weights[np.arange(len(weights)), best])
-            bipartite[gt] = best[gt]
-            weights[gt] = 0
-            weights[:, best[gt]] = 0
-        y[i, bipartite, :-8] = gt_rows
-        similarities[:, bipartite] = 0
-        if encoder.matching_type == "multi":
-            gt_idx, anchor_idx = match_multi(similarities, encoder.pos_iou_threshold)
-            y[i, anchor_idx, :-8] = gt_rows[gt_idx]
-            similarities[:, anchor_idx] = 0
-        neutral = np.nonzero(similarities.max(axis=0) >= encoder.neg_iou_limit)[0]
-        y[i, neutral, encoder.background_id] = 0
-    if encoder.coords == "centroids":
-        y[:, :, [-12, -11]] -= y[:, :, [-8, -7]]
-        y[:, :, [-12, -11]] /= y[:, :, [-6, -5]] * y[:, :, [-4, -3]]
-        y[:, :, [-10, -9]] /= y[:, :, [-6, -5]]
-        y[:, :, [-10, -9]] = np.log(y[:, :, [-10, -9]]) / y[:, :, [-2, -1]]
-    else:
-        x_cols, y_cols = ([0, 2], [1, 3]) if encoder.coords == "corners" else ([0, 1], [2, 3])
-        anchors = y[:, :, -8:-4]
-        y[:, :, -12:-8] -= anchors
-        width = anchors[..., x_cols[1]] - anchors[..., x_cols[0]]
-        height = anchors[..., y_cols[1]] - anchors[..., y_cols[0]]
-        y[:, :, [-12 + c for c in x_cols]] /= width[..., None]
-        y[:, :, [-12 + c for c in y_cols]] /= height[..., None]
-        y[:, :, -12:-8] /= y[:, :, -4:]
-    return y
 
 
 def random_labels(rng, n_images, img_h, img_w, n_classes, max_boxes=6):
@@ -169,7 +120,7 @@ def test_equals_the_reference_loop_on_random_batches():
         for coords in ("centroids", "corners", "minmax"):
             encoder = SSDInputEncoder(**SMALL_KWARGS, matching_type=matching_type, coords=coords)
             labels = random_labels(rng, 6, 120, 160, 4)
-            np.testing.assert_array_equal(encoder(labels), reference_encode(encoder, labels))
+            np.testing.assert_array_equal(encoder(labels), reference.encode(encoder, labels))
 
 
 def test_anchor_iou_is_bitwise_bounding_box_utils_iou():
@@ -262,7 +213,7 @@ def test_sparse_matching_equals_dense_matching_small_model(clip_boxes, normalize
                 y = encoder(labels)
                 np.testing.assert_array_equal(y, _encode_dense(encoder, labels))
                 if border_pixels == "half":  # the reference loop knows only 'half'
-                    np.testing.assert_array_equal(y, reference_encode(encoder, labels))
+                    np.testing.assert_array_equal(y, reference.encode(encoder, labels))
 
 
 def test_sparse_matching_reaches_every_fallback():
@@ -286,7 +237,7 @@ def test_sparse_matching_reaches_every_fallback():
     assert calls[0][0] == 4 and 2 < calls[1][0] < 4  # the strip and the tiny boxes go on
     assert calls[-1][0] == 2  # only the two tiny boxes reach the dense step
     np.testing.assert_array_equal(y, _encode_dense(encoder, labels))
-    np.testing.assert_array_equal(y, reference_encode(encoder, labels))
+    np.testing.assert_array_equal(y, reference.encode(encoder, labels))
 
 
 def test_pairs_at_least_are_exactly_the_dense_iou_pairs():

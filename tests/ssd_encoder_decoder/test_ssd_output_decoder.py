@@ -5,6 +5,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from bench import loop_references as reference
 from bounding_box_utils import convert_coordinates, iou
 from ssd_encoder_decoder.ssd_output_decoder import (
     _suppression_pairs,
@@ -17,41 +18,6 @@ from ssd_encoder_decoder.ssd_output_decoder import (
     get_pred_layers,
     greedy_nms,
 )
-
-
-def reference_greedy_nms(rows, iou_threshold, coords="corners", border_pixels="half"):
-    """The original loop: keep the argmax, drop the rest with IoU > threshold, repeat."""
-    left = np.array(rows, copy=True)
-    kept = []
-    while len(left):
-        best = np.argmax(left[:, 1])
-        box = left[best].copy()
-        kept.append(box)
-        left = np.delete(left, best, axis=0)
-        if not len(left):
-            break
-        overlaps = iou(left[:, 2:], box[None, 2:], coords=coords, border_pixels=border_pixels)
-        left = left[overlaps[:, 0] <= iou_threshold]
-    return np.array(kept).reshape(-1, 6)
-
-
-def reference_decode(y_pred, confidence_thresh, iou_threshold, top_k, **kw):
-    """The original decode_detections: a loop over images and classes."""
-    boxes = decode_boxes(y_pred, "centroids", True, kw["img_height"], kw["img_width"])
-    results = []
-    for b in range(len(y_pred)):
-        pred = []
-        for c in range(1, y_pred.shape[-1] - 12):
-            mask = y_pred[b, :, c] > confidence_thresh
-            rows = np.zeros((int(mask.sum()), 6), dtype=y_pred.dtype)
-            rows[:, 0], rows[:, 1], rows[:, 2:] = c, y_pred[b, mask, c], boxes[b, mask]
-            if len(rows):
-                pred.append(reference_greedy_nms(rows, iou_threshold).astype(np.float64))
-        pred = np.concatenate(pred) if pred else np.zeros((0, 6))
-        pred = pred[np.lexsort((pred[:, 0], -pred[:, 1]))]
-        results.append(pred if top_k == "all" else pred[:top_k])
-    return results
-
 
 # ---------------------------------------------------------------------------------- golden
 
@@ -211,7 +177,7 @@ def box_rows(draw):
 )
 def test_greedy_nms_equals_the_reference_loop(rows, threshold, border_pixels):
     got = greedy_nms([rows], threshold, border_pixels=border_pixels)[0]
-    expected = reference_greedy_nms(rows, threshold, border_pixels=border_pixels)
+    expected = reference.greedy_nms(rows, threshold, border_pixels=border_pixels)
     np.testing.assert_array_equal(got, expected)
 
 
@@ -265,7 +231,7 @@ def test_decode_detections_equals_the_reference_loop(kind):
     kwargs = {"img_height": 200, "img_width": 300}
     for top_k in (50, "all"):
         got = decode_detections(y_pred, 0.05, 0.45, top_k, **kwargs)
-        expected = reference_decode(y_pred, 0.05, 0.45, top_k, **kwargs)
+        expected = reference.decode_detections(y_pred, 0.05, 0.45, top_k, **kwargs)
         for a, b in zip(got, expected):
             assert a.dtype == np.float64
             np.testing.assert_array_equal(a, b)
@@ -275,14 +241,11 @@ def test_decode_detections_fast_equals_a_reference_loop():
     rng = np.random.default_rng(5)
     y_pred = make_y_pred(rng, 2, "peaked")
     got = decode_detections_fast(y_pred, 0.4, 0.45, "all", img_height=200, img_width=300)
-    boxes = decode_boxes(y_pred, "centroids", True, 200, 300)
-    for b, rows in enumerate(got):
-        cls = np.argmax(y_pred[b, :, :-12], axis=-1)
-        conf = np.max(y_pred[b, :, :-12], axis=-1)
-        sel = (cls != 0) & (conf >= 0.4)
-        candidates = np.column_stack([cls[sel], conf[sel], boxes[b, sel]]).astype(np.float32)
+    expected = reference.decode_detections_fast(y_pred, 0.4, 0.45, "all", 200, 300)
+    for rows, expected_rows in zip(got, expected, strict=True):
         # The reference keeps rows by descending confidence, ties in anchor order, like ours.
-        np.testing.assert_array_equal(rows, reference_greedy_nms(candidates, 0.45))
+        assert len(rows) > 0
+        np.testing.assert_array_equal(rows, expected_rows)
     # iou_threshold=0 (falsy) skips NMS, as in the original.
     no_nms = decode_detections_fast(y_pred, 0.4, 0, "all", img_height=200, img_width=300)
     assert len(no_nms[0]) >= len(got[0])
@@ -329,25 +292,6 @@ def test_decoding_survives_a_class_whose_candidates_are_all_degenerate(n_degener
 # --------------------------------------------------------------------- decode_detections_debug
 
 
-def reference_decode_debug(y_pred, confidence_thresh, iou_threshold, top_k, **kw):
-    """The original decode_detections_debug: rows [box_id, class, conf, box], class by class."""
-    boxes = decode_boxes(y_pred, "centroids", True, kw["img_height"], kw["img_width"])
-    results = []
-    for b in range(len(y_pred)):
-        pred = []
-        for c in range(1, y_pred.shape[-1] - 12):
-            box_ids = np.nonzero(y_pred[b, :, c] > confidence_thresh)[0]
-            rows = np.zeros((len(box_ids), 6), dtype=y_pred.dtype)
-            rows[:, 0], rows[:, 1], rows[:, 2:] = box_ids, y_pred[b, box_ids, c], boxes[b, box_ids]
-            if len(rows):
-                kept = reference_greedy_nms(rows, iou_threshold).astype(np.float64)
-                pred.append(np.column_stack([kept[:, 0], np.full(len(kept), c), kept[:, 1:]]))
-        pred = np.concatenate(pred) if pred else np.zeros((0, 7))
-        pred = pred[np.lexsort((pred[:, 0], pred[:, 1], -pred[:, 2]))]
-        results.append(pred if top_k == "all" else pred[:top_k])
-    return results
-
-
 def _check_debug_rows(debug, plain, y_pred, **kwargs):
     """Dropping box_id gives decode_detections' rows; box_id points at the row's anchor."""
     boxes = decode_boxes(y_pred, "centroids", True, kwargs["img_height"], kwargs["img_width"])
@@ -389,7 +333,7 @@ def test_decode_detections_debug_equals_decode_detections_and_the_reference(kind
         _check_debug_rows(debug, decode_detections(y_pred, 0.05, 0.45, top_k, **kwargs), y_pred,
                           **kwargs)  # fmt: skip
         for got, expected in zip(
-            debug, reference_decode_debug(y_pred, 0.05, 0.45, top_k, **kwargs)
+            debug, reference.decode_detections_debug(y_pred, 0.05, 0.45, top_k, **kwargs)
         ):
             np.testing.assert_array_equal(got, expected)
 
