@@ -267,7 +267,7 @@ class Evaluator:
             None, or with ``ret`` the ``n_classes + 1`` per-class lists of
             ``(image_id, conf, xmin, ymin, xmax, ymax)``.
         """
-        from eval_utils._inference import predict_batches
+        from eval_utils._inference import ModelDecoding, predict_batches
 
         if round_confidences is not False and (
             isinstance(round_confidences, bool) or not isinstance(round_confidences, int)
@@ -279,46 +279,54 @@ class Evaluator:
         if self.data_generator.image_ids is None:
             # As the original: datasets without ids get their positions as ids.
             self.data_generator.image_ids = list(range(self.data_generator.get_dataset_size()))
-        pf = self.pred_format
-        results: list[list[tuple]] = [[] for _ in range(self.n_classes + 1)]
-        batches = predict_batches(
-            model=self.model,
-            data_generator=self.data_generator,
+        decoding = ModelDecoding(
+            model_mode=self.model_mode,
+            pred_format=self.pred_format,
             img_height=img_height,
             img_width=img_width,
-            batch_size=batch_size,
-            data_generator_mode=data_generator_mode,
-            model_mode=self.model_mode,
             confidence_thresh=decoding_confidence_thresh,
             iou_threshold=decoding_iou_threshold,
             top_k=decoding_top_k,
             pred_coords=decoding_pred_coords,
             normalize_coords=decoding_normalize_coords,
             border_pixels=decoding_border_pixels,
+        )
+        batches = predict_batches(
+            model=self.model,
+            data_generator=self.data_generator,
+            batch_size=batch_size,
+            data_generator_mode=data_generator_mode,
+            decoding=decoding,
             labels_format=self.gt_format,
-            pred_format=pf,
             returns_extra=("evaluation-neutral", "original_labels"),
             verbose=verbose,
             description="Producing predictions batch-wise",
         )
+        results: list[list[tuple]] = [[] for _ in range(self.n_classes + 1)]
         for batch_image_ids, batch_predictions in batches:
             for image_id, boxes in zip(batch_image_ids, batch_predictions):
-                for box in boxes:
-                    class_id = int(box[pf["class_id"]])
-                    if not 1 <= class_id <= self.n_classes:
-                        raise ValueError(
-                            f"the model predicted class id {class_id} for image {image_id!r}, "
-                            f"outside 1..{self.n_classes}"
-                        )
-                    confidence = float(box[pf["conf"]])
-                    if round_confidences is not False:
-                        confidence = round(confidence, round_confidences)
-                    coords = (round(float(box[pf[k]]), 1) for k in ("xmin", "ymin", "xmax", "ymax"))
-                    results[class_id].append((image_id, confidence, *coords))
+                for class_id, row in self._prediction_rows(image_id, boxes, round_confidences):
+                    results[class_id].append(row)
         self.prediction_results = results
         if ret:
             return results
         return None
+
+    def _prediction_rows(self, image_id, boxes, round_confidences):
+        """Yields ``(class_id, (image_id, conf, xmin, ymin, xmax, ymax))`` per decoded box."""
+        pf = self.pred_format
+        for box in boxes:
+            class_id = int(box[pf["class_id"]])
+            if not 1 <= class_id <= self.n_classes:
+                raise ValueError(
+                    f"the model predicted class id {class_id} for image {image_id!r}, "
+                    f"outside 1..{self.n_classes}"
+                )
+            confidence = float(box[pf["conf"]])
+            if round_confidences is not False:
+                confidence = round(confidence, round_confidences)
+            coords = (round(float(box[pf[k]]), 1) for k in ("xmin", "ymin", "xmax", "ymax"))
+            yield class_id, (image_id, confidence, *coords)
 
     def write_predictions_to_txt(
         self,

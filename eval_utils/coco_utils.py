@@ -16,6 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
+from eval_utils.detection_arrays import GT_FORMAT, PRED_FORMAT
+
 COCO_STAT_NAMES = (
     "AP",
     "AP50",
@@ -155,29 +157,32 @@ def predict_all_to_json(
     Returns:
         The results list that was written.
     """
-    from eval_utils._inference import predict_batches
+    from eval_utils._inference import ModelDecoding, predict_batches
 
     if model_mode not in ("training", "inference", "inference_fast"):
         raise ValueError(
             f"model_mode must be 'training', 'inference' or 'inference_fast', got {model_mode!r}"
         )
-    results: list[dict] = []
-    for batch_image_ids, predictions in predict_batches(
-        model=model,
-        data_generator=data_generator,
+    decoding = ModelDecoding(
+        model_mode=model_mode,
+        pred_format=dict(PRED_FORMAT),
         img_height=img_height,
         img_width=img_width,
-        batch_size=batch_size,
-        data_generator_mode=data_generator_mode,
-        model_mode=model_mode,
         confidence_thresh=confidence_thresh,
         iou_threshold=iou_threshold,
         top_k=top_k,
         pred_coords=pred_coords,
         normalize_coords=normalize_coords,
         border_pixels=border_pixels,
-        labels_format={"class_id": 0, "xmin": 1, "ymin": 2, "xmax": 3, "ymax": 4},
-        pred_format={"class_id": 0, "conf": 1, "xmin": 2, "ymin": 3, "xmax": 4, "ymax": 5},
+    )
+    results: list[dict] = []
+    for batch_image_ids, predictions in predict_batches(
+        model=model,
+        data_generator=data_generator,
+        batch_size=batch_size,
+        data_generator_mode=data_generator_mode,
+        decoding=decoding,
+        labels_format=dict(GT_FORMAT),
         verbose=verbose,
         description="Producing results file",
     ):
