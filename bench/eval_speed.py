@@ -10,7 +10,8 @@ seeded generator. For each detection count it times:
   ``(image_id, conf, xmin, ymin, xmax, ymax)`` tuples (adds the conversion of Python tuples);
 
 and, at the smallest size, a per-detection loop written the way the original Evaluator matched
-(one IoU call per detection), as a reference for the speed-up; its TP/FP must equal ours.
+(one IoU call per detection: ``voc_match`` of ``bench/loop_references.py``), as a reference for
+the speed-up; its TP/FP must equal ours.
 
 Prints one JSON object. Usage: ``python bench/eval_speed.py [--sizes 20000 40000 ...]``.
 """
@@ -28,7 +29,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bounding_box_utils.bounding_box_utils import iou  # noqa: E402
+from bench.loop_references import voc_match  # noqa: E402
 from eval_utils.average_precision_evaluator import (  # noqa: E402
     average_precision,
     evaluate_predictions,
@@ -95,42 +96,6 @@ def to_original_format(det, gt):
     return preds, labels, neutral, ids
 
 
-def reference_loop(preds, labels, neutral, ids):
-    """The original Evaluator's matching structure: one IoU call per detection."""
-    gt_by_id = {
-        image_id: (np.asarray(lab, dtype=float).reshape(-1, 5), np.asarray(flags, dtype=bool))
-        for image_id, lab, flags in zip(ids, labels, neutral)
-    }
-    out = [None]
-    for c in range(1, N_CLASSES + 1):
-        rows = preds[c]
-        conf = np.array([r[1] for r in rows])
-        order = np.argsort(-conf, kind="quicksort")
-        tp, fp = np.zeros(len(rows), int), np.zeros(len(rows), int)
-        taken = {}
-        for k, j in enumerate(order):
-            image_id, _, *box = rows[j]
-            g, flags = gt_by_id[image_id]
-            mask = g[:, 0] == c
-            g, flags = g[mask], flags[mask]
-            if g.shape[0] == 0:
-                fp[k] = 1
-                continue
-            overlaps = iou(g[:, 1:], np.array(box), coords="corners", border_pixels="include")
-            best = int(np.argmax(overlaps[:, 0]))
-            if overlaps[best, 0] < 0.5:
-                fp[k] = 1
-            elif flags[best]:
-                continue
-            elif best in taken.setdefault(image_id, set()):
-                fp[k] = 1
-            else:
-                taken[image_id].add(best)
-                tp[k] = 1
-        out.append((tp, fp))
-    return out
-
-
 def best_of(fn, repeats):
     times = []
     for _ in range(repeats):
@@ -175,7 +140,10 @@ def main(argv=None):
             "true_positives": int(sum(int(t.sum()) for t in match.true_positives)),
         }
         if reference is None and not args.no_reference:
-            t_ref, ref = best_of(lambda: reference_loop(preds, labels, neutral, ids), 1)  # noqa: B023
+            t_ref, ref = best_of(
+                lambda: voc_match(preds, labels, neutral, ids, N_CLASSES),  # noqa: B023
+                1,
+            )
             for c in range(1, N_CLASSES + 1):
                 assert np.array_equal(ref[c][0], result.true_positives[c]), c
                 assert np.array_equal(ref[c][1], result.false_positives[c]), c

@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from bench import loop_references as reference
 from bounding_box_utils import convert_coordinates, intersection_area, iou
 from bounding_box_utils.bounding_box_utils import COORDS
 
@@ -219,11 +220,7 @@ def test_iou_matches_a_brute_force_loop():
     got = iou(b1, b2, coords="corners", border_pixels="include")
     for i, a in enumerate(b1):
         for j, b in enumerate(b2):
-            w = max(0.0, min(a[2], b[2]) - max(a[0], b[0]) + 1)
-            h = max(0.0, min(a[3], b[3]) - max(a[1], b[1]) + 1)
-            area_a = (a[2] - a[0] + 1) * (a[3] - a[1] + 1)
-            area_b = (b[2] - b[0] + 1) * (b[3] - b[1] + 1)
-            assert got[i, j] == pytest.approx(w * h / (area_a + area_b - w * h))
+            assert got[i, j] == pytest.approx(reference.pair_iou(a, b, border_pixels="include"))
 
 
 def test_zero_area_boxes_give_zero_not_nan():

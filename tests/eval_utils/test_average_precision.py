@@ -10,6 +10,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from bench import loop_references as reference
 from eval_utils.average_precision_evaluator import (
     Evaluator,
     average_precision,
@@ -311,49 +312,6 @@ def test_evaluator_steps_need_their_inputs():
 # ---------------------------------------------------------------------------------------------
 
 
-def _reference_match(dets, gts, n_classes, threshold, border, ignore_neutral):
-    """dets: (image, class, conf, xmin, ymin, xmax, ymax); gts: (image, class, box, neutral)."""
-    d = {"include": 1, "half": 0, "exclude": -1}[border]
-    out = {}
-    for c in range(1, n_classes + 1):
-        rows = [r for r in dets if r[1] == c]
-        order = sorted(range(len(rows)), key=lambda i: -rows[i][2])  # stable, like MATLAB
-        taken = set()
-        tp, fp = [], []
-        for i in order:
-            image, _, _, *box = rows[i]
-            best, best_j = -np.inf, None
-            for j, (g_image, g_class, g_box, _) in enumerate(gts):
-                if g_image != image or g_class != c:
-                    continue
-                iw = min(box[2], g_box[2]) - max(box[0], g_box[0]) + d
-                ih = min(box[3], g_box[3]) - max(box[1], g_box[1]) + d
-                inter = max(iw, 0) * max(ih, 0)
-                union = (
-                    (box[2] - box[0] + d) * (box[3] - box[1] + d)
-                    + (g_box[2] - g_box[0] + d) * (g_box[3] - g_box[1] + d)
-                    - inter
-                )
-                overlap = inter / union if union > 0 else 0.0
-                if overlap > best:
-                    best, best_j = overlap, j
-            if best_j is None or best < threshold:
-                tp.append(0)
-                fp.append(1)
-            elif ignore_neutral and gts[best_j][3]:
-                tp.append(0)
-                fp.append(0)
-            elif best_j in taken:
-                tp.append(0)
-                fp.append(1)
-            else:
-                taken.add(best_j)
-                tp.append(1)
-                fp.append(0)
-        out[c] = (tp, fp)
-    return out
-
-
 _box = st.tuples(
     st.integers(0, 30), st.integers(0, 30), st.integers(1, 25), st.integers(1, 25)
 ).map(lambda b: (b[0], b[1], b[0] + b[2], b[1] + b[3]))
@@ -376,7 +334,12 @@ def test_vectorised_matching_equals_the_voc_loop(gts, dets, threshold, border, i
     # Small integer boxes on few images give many IoU ties and tied confidences; with a stable
     # sort both implementations must agree detection by detection.
     det_rows = [(i, c, conf, *box) for i, c, conf, box in dets]
-    expected = _reference_match(det_rows, gts, 3, threshold, border, ignore_neutral)
+    predictions = [[(i, conf, *box) for i, c, conf, box in dets if c == k] for k in range(4)]
+    labels = [[[c, *box] for i, c, box, _ in gts if i == image] for image in range(4)]
+    neutral = [[flag for i, _, _, flag in gts if i == image] for image in range(4)]
+    expected = reference.voc_match(
+        predictions, labels, neutral, range(4), 3, threshold, border, ignore_neutral, "stable"
+    )
     m = match_detection_arrays(
         [r[0] for r in det_rows],
         [r[1] for r in det_rows],
@@ -393,8 +356,8 @@ def test_vectorised_matching_equals_the_voc_loop(gts, dets, threshold, border, i
         sorting_algorithm="stable",
     )
     for c in range(1, 4):
-        assert m.true_positives[c].tolist() == expected[c][0]
-        assert m.false_positives[c].tolist() == expected[c][1]
+        assert m.true_positives[c].tolist() == expected[c][0].tolist()
+        assert m.false_positives[c].tolist() == expected[c][1].tolist()
 
 
 # ---------------------------------------------------------------------------------------------

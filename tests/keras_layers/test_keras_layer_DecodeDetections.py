@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 import keras_layers.detection_ops as detection_ops
+from bench import loop_references as reference
 from keras_layers import DecodeDetections, DecodeDetectionsFast
 from keras_layers.detection_ops import decode_box_offsets, greedy_nms_top_k
 
@@ -107,45 +108,6 @@ def test_greedy_nms_golden_cases(golden, case_index):
         np.testing.assert_array_equal(valid_rows(output[b]), expected)
 
 
-def reference_decode(boxes, scores, class_ids, candidates, iou_threshold, top_k, cap, per_group):
-    """Obviously-correct slow reference: greedy NMS with Python loops, float64 IoU."""
-    results = []
-    for b in range(boxes.shape[0]):
-        kept = []
-        groups = range(scores.shape[2]) if per_group else [None]
-        for group in groups:
-            columns = [group] if per_group else range(scores.shape[2])
-            items = [
-                (float(scores[b, a, c]), a, c)
-                for c in columns
-                for a in range(boxes.shape[1])
-                if candidates[b, a, c]
-            ]
-            items.sort(key=lambda item: (-item[0], item[1], item[2]))  # ties: anchor, column
-            selected = []
-            for score, a, c in items:
-                if len(selected) == cap:
-                    break
-                if all(iou64(boxes[b, a], boxes[b, a2]) <= iou_threshold for _, a2, _ in selected):
-                    selected.append((score, a, c))
-            kept += selected
-        kept.sort(key=lambda item: (-item[0], item[1], item[2]))
-        rows = np.zeros((top_k, 6), np.float32)
-        for i, (score, a, c) in enumerate(kept[:top_k]):
-            rows[i] = [class_ids[b, a, c], score, *boxes[b, a]]
-        results.append(rows)
-    return np.stack(results)
-
-
-def iou64(box1, box2):
-    box1, box2 = np.asarray(box1, np.float64), np.asarray(box2, np.float64)
-    w = max(min(box1[2], box2[2]) - max(box1[0], box2[0]), 0.0)
-    h = max(min(box1[3], box2[3]) - max(box1[1], box2[1]), 0.0)
-    inter = w * h
-    union = np.prod(box1[2:] - box1[:2]) + np.prod(box2[2:] - box2[:2]) - inter
-    return inter / union if union > 0 else 0.0
-
-
 @pytest.mark.parametrize("seed", range(6))
 @pytest.mark.parametrize("per_group", [True, False], ids=["per_class", "class_agnostic"])
 def test_nms_equals_brute_force_reference(monkeypatch, seed, per_group):
@@ -166,7 +128,7 @@ def test_nms_equals_brute_force_reference(monkeypatch, seed, per_group):
     class_ids = np.broadcast_to(np.arange(1, n_columns + 1, dtype=np.float32), scores.shape)
     candidates = scores > 0.2
     top_k, cap, iou_threshold = int(rng.integers(5, 40)), int(rng.integers(3, 15)), 0.3
-    expected = reference_decode(
+    expected = reference.nms_top_k(
         boxes, scores, class_ids, candidates, iou_threshold, top_k, cap, per_group
     )
     actual = to_numpy(
