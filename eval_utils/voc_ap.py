@@ -176,6 +176,98 @@ def _best_overlaps(
     return best_iou, best_gt
 
 
+def _checked_match_arrays(
+    det_image_index,
+    det_class_id,
+    det_confidence,
+    det_boxes,
+    gt_image_index,
+    gt_class_id,
+    gt_boxes,
+    gt_neutral,
+    n_classes: int,
+) -> tuple[tuple[np.ndarray, ...], tuple[np.ndarray, ...]]:
+    """The inputs of `match_detection_arrays` as flat arrays, checked.
+
+    Returns:
+        ``((det_image_index, det_class_id, det_confidence, det_boxes), (gt_image_index,
+        gt_class_id, gt_boxes, gt_neutral))``: int64 image indices and class ids, float64
+        confidences and ``(., 4)`` boxes, bool ``gt_neutral`` (all False when None).
+
+    Raises:
+        ValueError: for arrays of different lengths, a NaN confidence, or a detection class id
+            outside ``1..n_classes``, naming the array and the position.
+    """
+    det_image_index = np.asarray(det_image_index, dtype=np.int64).reshape(-1)
+    det_class_id = np.asarray(det_class_id, dtype=np.int64).reshape(-1)
+    det_confidence = np.asarray(det_confidence, dtype=np.float64).reshape(-1)
+    det_boxes = np.asarray(det_boxes, dtype=np.float64).reshape(-1, 4)
+    gt_image_index = np.asarray(gt_image_index, dtype=np.int64).reshape(-1)
+    gt_class_id = np.asarray(gt_class_id, dtype=np.int64).reshape(-1)
+    gt_boxes = np.asarray(gt_boxes, dtype=np.float64).reshape(-1, 4)
+    if gt_neutral is None:
+        gt_neutral = np.zeros(gt_class_id.shape[0], dtype=bool)
+    gt_neutral = np.asarray(gt_neutral, dtype=bool).reshape(-1)
+    n, g = det_image_index.shape[0], gt_image_index.shape[0]
+    for name, arr, size in (
+        ("det_class_id", det_class_id, n),
+        ("det_confidence", det_confidence, n),
+        ("det_boxes", det_boxes, n),
+        ("gt_class_id", gt_class_id, g),
+        ("gt_boxes", gt_boxes, g),
+        ("gt_neutral", gt_neutral, g),
+    ):
+        if arr.shape[0] != size:
+            raise ValueError(f"{name} has {arr.shape[0]} rows, expected {size}")
+    if np.any(np.isnan(det_confidence)):
+        raise ValueError(
+            f"det_confidence is NaN at position {int(np.isnan(det_confidence).argmax())}"
+        )
+    outside = (det_class_id < 1) | (det_class_id > n_classes)
+    if np.any(outside):
+        k = int(outside.argmax())
+        raise ValueError(
+            f"det_class_id[{k}] = {det_class_id[k]} is outside the object classes 1..{n_classes}"
+        )
+    return (
+        (det_image_index, det_class_id, det_confidence, det_boxes),
+        (gt_image_index, gt_class_id, gt_boxes, gt_neutral),
+    )
+
+
+def _true_and_false_positives(
+    best_iou: np.ndarray,
+    best_gt: np.ndarray,
+    gt_neutral: np.ndarray,
+    matching_iou_threshold: float,
+    ignore_neutral_boxes: bool,
+) -> tuple[np.ndarray, np.ndarray]:
+    """VOCevaldet's verdict on one class's detections, in descending confidence order.
+
+    Args:
+        best_iou: ``(n,)`` each detection's highest IoU with a box of its class and image.
+        best_gt: ``(n,)`` that box's position among the class's boxes (-1 where none).
+        gt_neutral: ``(g_c,)`` bool, the class's neutral ("difficult") boxes.
+        matching_iou_threshold: a detection matches its box at IoU ``>=`` this.
+        ignore_neutral_boxes: if True, a detection taking a neutral box is neither TP nor FP.
+
+    Returns:
+        ``(tp, fp)``, two ``(n,)`` int64 arrays of 0/1: the first detection to take a box is
+        the true positive, later ones are false positives (duplicates).
+    """
+    # As VOCevaldet, a detection overlapping nothing is never a match, even at threshold 0.
+    matched = (best_iou >= matching_iou_threshold) & (best_iou > 0)
+    neutral_hit = np.zeros(best_iou.shape[0], dtype=bool)
+    if ignore_neutral_boxes:
+        neutral_hit[matched] = gt_neutral[best_gt[matched]]
+    candidates = np.flatnonzero(matched & ~neutral_hit)
+    tp = np.zeros(best_iou.shape[0], dtype=np.int64)
+    _, first = np.unique(best_gt[candidates], return_index=True)
+    tp[candidates[first]] = 1
+    fp = ((tp == 0) & ~neutral_hit).astype(np.int64)
+    return tp, fp
+
+
 def match_detection_arrays(
     det_image_index: np.ndarray,
     det_class_id: np.ndarray,
@@ -220,37 +312,19 @@ def match_detection_arrays(
     """
     n_classes = _check_n_classes(n_classes)
     _check_matching_args(matching_iou_threshold, border_pixels, sorting_algorithm)
-    det_image_index = np.asarray(det_image_index, dtype=np.int64).reshape(-1)
-    det_class_id = np.asarray(det_class_id, dtype=np.int64).reshape(-1)
-    det_confidence = np.asarray(det_confidence, dtype=np.float64).reshape(-1)
-    det_boxes = np.asarray(det_boxes, dtype=np.float64).reshape(-1, 4)
-    gt_image_index = np.asarray(gt_image_index, dtype=np.int64).reshape(-1)
-    gt_class_id = np.asarray(gt_class_id, dtype=np.int64).reshape(-1)
-    gt_boxes = np.asarray(gt_boxes, dtype=np.float64).reshape(-1, 4)
-    if gt_neutral is None:
-        gt_neutral = np.zeros(gt_class_id.shape[0], dtype=bool)
-    gt_neutral = np.asarray(gt_neutral, dtype=bool).reshape(-1)
-    n, g = det_image_index.shape[0], gt_image_index.shape[0]
-    for name, arr, size in (
-        ("det_class_id", det_class_id, n),
-        ("det_confidence", det_confidence, n),
-        ("det_boxes", det_boxes, n),
-        ("gt_class_id", gt_class_id, g),
-        ("gt_boxes", gt_boxes, g),
-        ("gt_neutral", gt_neutral, g),
-    ):
-        if arr.shape[0] != size:
-            raise ValueError(f"{name} has {arr.shape[0]} rows, expected {size}")
-    if np.any(np.isnan(det_confidence)):
-        raise ValueError(
-            f"det_confidence is NaN at position {int(np.isnan(det_confidence).argmax())}"
-        )
-    outside = (det_class_id < 1) | (det_class_id > n_classes)
-    if np.any(outside):
-        k = int(outside.argmax())
-        raise ValueError(
-            f"det_class_id[{k}] = {det_class_id[k]} is outside the object classes 1..{n_classes}"
-        )
+    detections, ground_truth = _checked_match_arrays(
+        det_image_index,
+        det_class_id,
+        det_confidence,
+        det_boxes,
+        gt_image_index,
+        gt_class_id,
+        gt_boxes,
+        gt_neutral,
+        n_classes,
+    )
+    det_image_index, det_class_id, det_confidence, det_boxes = detections
+    gt_image_index, gt_class_id, gt_boxes, gt_neutral = ground_truth
 
     # Group detections and boxes by class once (stable, so input order survives within a class).
     det_by_class = np.argsort(det_class_id, kind="stable")
@@ -273,16 +347,9 @@ def match_detection_arrays(
             gt_boxes[gts],
             border_pixels,
         )
-        # As VOCevaldet, a detection overlapping nothing is never a match, even at threshold 0.
-        matched = (best_iou >= matching_iou_threshold) & (best_iou > 0)
-        neutral_hit = np.zeros(dets.shape[0], dtype=bool)
-        if ignore_neutral_boxes:
-            neutral_hit[matched] = gt_neutral[gts[best_gt[matched]]]
-        candidates = np.flatnonzero(matched & ~neutral_hit)
-        tp = np.zeros(dets.shape[0], dtype=np.int64)
-        _, first = np.unique(best_gt[candidates], return_index=True)
-        tp[candidates[first]] = 1
-        fp = ((tp == 0) & ~neutral_hit).astype(np.int64)
+        tp, fp = _true_and_false_positives(
+            best_iou, best_gt, gt_neutral[gts], matching_iou_threshold, ignore_neutral_boxes
+        )
         tps.append(tp)
         fps.append(fp)
         ctps.append(np.cumsum(tp))
@@ -328,9 +395,7 @@ def match_predictions(
         >>> match_predictions(preds, labels, ["a"], n_classes=1).true_positives[1]
         array([1, 0])
     """
-    if len(labels) != len(image_ids):
-        raise ValueError(f"got {len(labels)} label arrays for {len(image_ids)} image ids")
-    ground_truth = flatten_ground_truth(labels, eval_neutral, gt_format, image_ids)
+    ground_truth = _flat_ground_truth(labels, image_ids, eval_neutral, gt_format)
     return _match_lists(
         prediction_results,
         image_ids,
@@ -341,6 +406,13 @@ def match_predictions(
         ignore_neutral_boxes=ignore_neutral_boxes,
         sorting_algorithm=sorting_algorithm,
     )
+
+
+def _flat_ground_truth(labels, image_ids, eval_neutral, gt_format) -> tuple[np.ndarray, ...]:
+    """`flatten_ground_truth` of per-image labels that must come with one id per image."""
+    if len(labels) != len(image_ids):
+        raise ValueError(f"got {len(labels)} label arrays for {len(image_ids)} image ids")
+    return flatten_ground_truth(labels, eval_neutral, gt_format, image_ids)
 
 
 def _match_lists(prediction_results, image_ids, n_classes, ground_truth, **kwargs) -> MatchResult:
@@ -530,9 +602,7 @@ def evaluate_predictions(
             f"{average_precision_mode!r}"
         )
     n_classes = _check_n_classes(n_classes)
-    if len(labels) != len(image_ids):
-        raise ValueError(f"got {len(labels)} label arrays for {len(image_ids)} image ids")
-    ground_truth = flatten_ground_truth(labels, eval_neutral, gt_format, image_ids)
+    ground_truth = _flat_ground_truth(labels, image_ids, eval_neutral, gt_format)
     num_gt = _count_flat(ground_truth[1], ground_truth[3], n_classes, ignore_neutral_boxes)
     match = _match_lists(
         prediction_results,
