@@ -59,32 +59,18 @@ def run_demo(
     Returns:
         The summary dict (also written to ``summary.json``).
     """
-    from data_generator.synthetic_shapes import make_synthetic_dataset
+    from ssd_keras.callbacks import StopAfterMinutes
+    from ssd_keras.evaluate import evaluate
+    from ssd_keras.train import train
 
     start = time.perf_counter()
     out_dir = Path(out_dir)
     say = print if verbose else (lambda *a, **k: None)
 
     say(f"[1/4] generating the synthetic shapes dataset ({n_train} train / {n_test} test images)")
-    info = make_synthetic_dataset(
-        out_dir / "data", n_train=n_train, n_test=n_test, image_size=DEMO_IMAGE_SIZE, seed=seed
+    info, config, train_data, test_data = _demo_data(
+        out_dir / "data", n_train, n_test, model_overrides, seed
     )
-
-    from ssd_keras.callbacks import StopAfterMinutes
-    from ssd_keras.config import RunConfig
-    from ssd_keras.data import load_voc
-    from ssd_keras.evaluate import evaluate
-    from ssd_keras.predict import Predictor, draw_detections
-    from ssd_keras.train import train
-
-    config = RunConfig.create(
-        "ssd7",
-        info["classes"],
-        image_size=DEMO_IMAGE_SIZE,
-        **(DEMO_MODEL_OVERRIDES if model_overrides is None else model_overrides),
-    )
-    train_data = load_voc(info["root"], "train", config.classes)
-    test_data = load_voc(info["root"], "test", config.classes)
 
     say(f"[2/4] training SSD7 for about {minutes:g} minutes on the CPU")
     t0 = time.perf_counter()
@@ -103,8 +89,6 @@ def run_demo(
         verbose=2 if verbose else 0,
     )
     train_minutes = (time.perf_counter() - t0) / 60
-    epochs_done = len(result.history.get("loss", []))
-    steps_done = int(result.model.optimizer.iterations)
 
     say("[3/4] evaluating on the test split (Pascal VOC mAP, IoU 0.5)")
     metrics = evaluate(
@@ -117,30 +101,71 @@ def run_demo(
     )
 
     say(f"[4/4] drawing predictions on {n_pictures} test images")
-    from data_generator.image_io import read_image
-
     pictures_dir = out_dir / "predictions"
+    pictures = _draw_predictions(result.model, config, test_data, pictures_dir, n_pictures)
+
+    summary = _summary(
+        metrics, result, config, info, out_dir, batch_size, augmentation, train_minutes, start
+    )
+    (out_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    say(_summary_text(summary, out_dir, n_train, n_test, len(pictures)))
+    return summary
+
+
+def _demo_data(data_dir: Path, n_train: int, n_test: int, model_overrides, seed: int):
+    """Writes the synthetic dataset; returns its info, the SSD7 `RunConfig` and the train and
+    test `DataGenerator`s."""
+    from data_generator.synthetic_shapes import make_synthetic_dataset
+    from ssd_keras.config import RunConfig
+    from ssd_keras.data import load_voc
+
+    info = make_synthetic_dataset(
+        data_dir, n_train=n_train, n_test=n_test, image_size=DEMO_IMAGE_SIZE, seed=seed
+    )
+    config = RunConfig.create(
+        "ssd7",
+        info["classes"],
+        image_size=DEMO_IMAGE_SIZE,
+        **(DEMO_MODEL_OVERRIDES if model_overrides is None else model_overrides),
+    )
+    train_data = load_voc(info["root"], "train", config.classes)
+    test_data = load_voc(info["root"], "test", config.classes)
+    return info, config, train_data, test_data
+
+
+def _draw_predictions(model, config, test_data, pictures_dir: Path, n_pictures: int) -> list:
+    """Draws the model's detections and the ground truth on the first ``n_pictures`` test
+    images (upscaled 3x) into ``pictures_dir``; returns the written paths."""
+    import cv2
+
+    from data_generator.image_io import read_image
+    from ssd_keras.predict import Predictor, draw_detections
+
     pictures_dir.mkdir(parents=True, exist_ok=True)
-    predictor = Predictor(result.model, config, confidence_thresh=0.5)
+    predictor = Predictor(model, config, confidence_thresh=0.5)
     pictures = []
     for i in range(min(n_pictures, test_data.get_dataset_size())):
         image = read_image(test_data.filenames[i])
         detections = predictor([image])[0]
         drawn = draw_detections(image, detections, config.classes, test_data.labels[i])
-        import cv2
-
         path = pictures_dir / f"{Path(test_data.filenames[i]).stem}_pred.png"
         # Upscaled so the small demo images are easy to look at.
         drawn = cv2.resize(drawn, None, fx=3, fy=3, interpolation=cv2.INTER_NEAREST)
         cv2.imwrite(str(path), cv2.cvtColor(drawn, cv2.COLOR_RGB2BGR))
         pictures.append(str(path))
+    return pictures
 
-    summary = {
+
+def _summary(
+    metrics, result, config, info, out_dir, batch_size, augmentation, train_minutes, start
+):
+    """The demo's ``summary.json``: mAP, training length, settings and the files written."""
+    return {
         "mAP_11point": metrics["mAP_11point"],
         "mAP_all_point": metrics["mAP_all_point"],
         "per_class_ap_11point": {k: v["ap_11point"] for k, v in metrics["per_class"].items()},
-        "epochs": epochs_done,
-        "steps": steps_done,
+        "epochs": len(result.history.get("loss", [])),
+        "steps": int(result.model.optimizer.iterations),
         "batch_size": batch_size,
         "image_size": list(DEMO_IMAGE_SIZE),
         "augmentation": augmentation,
@@ -156,20 +181,22 @@ def run_demo(
             "metrics": str(out_dir / "evaluation" / "metrics.json"),
             "ap_chart": str(out_dir / "evaluation" / "average_precisions.png"),
             "pr_curves": str(out_dir / "evaluation" / "pr_curves"),
-            "predictions": str(pictures_dir),
+            "predictions": str(out_dir / "predictions"),
         },
     }
-    (out_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
-    say(
-        f"\nDemo done in {summary['total_minutes']:.1f} min: SSD7 trained {epochs_done} epochs "
-        f"({summary['steps']} steps, {summary['train_minutes']:.1f} min) on "
+
+
+def _summary_text(summary: dict, out_dir: Path, n_train: int, n_test: int, n_pictures: int) -> str:
+    """The closing message of the demo."""
+    return (
+        f"\nDemo done in {summary['total_minutes']:.1f} min: SSD7 trained {summary['epochs']} "
+        f"epochs ({summary['steps']} steps, {summary['train_minutes']:.1f} min) on "
         f"{n_train} synthetic images.\n"
         f"  test mAP (VOC, IoU 0.5): {summary['mAP_11point']:.3f} (11-point), "
         f"{summary['mAP_all_point']:.3f} (all-point) on {n_test} images\n"
         f"  loss curve:        {summary['files']['loss_curve']}\n"
-        f"  prediction images: {pictures_dir}/ ({len(pictures)} files)\n"
+        f"  prediction images: {out_dir / 'predictions'}/ ({n_pictures} files)\n"
         f"  AP chart:          {summary['files']['ap_chart']}\n"
         f"  model:             {summary['files']['model']}\n"
         f"  summary:           {out_dir / 'summary.json'}"
     )
-    return summary
