@@ -7,6 +7,7 @@ from bounding_box_utils.bounding_box_utils import (
     convert_coordinates,
     intersection_area,
     iou,
+    to_corners,
 )
 
 __all__ = [
@@ -16,4 +17,5 @@ __all__ = [
     "convert_coordinates",
     "intersection_area",
     "iou",
+    "to_corners",
 ]

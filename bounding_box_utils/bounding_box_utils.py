@@ -164,7 +164,13 @@ def _prepare_box_pair(boxes1, boxes2, mode: str) -> tuple[np.ndarray, np.ndarray
     return boxes1, boxes2
 
 
-def _to_corners(boxes: np.ndarray, coords: str, border_pixels: str) -> np.ndarray:
+def to_corners(boxes: np.ndarray, coords: str, border_pixels: str = "half") -> np.ndarray:
+    """``(..., 4)`` boxes in ``coords`` format as corners ``(xmin, ymin, xmax, ymax)``.
+
+    The one conversion every IoU here uses (`iou`, the encoder's matching, greedy NMS), so
+    they all see the same corners bit for bit. ``'corners'`` boxes are returned as they are
+    (not copied); the others go through `convert_coordinates` (a new array).
+    """
     if coords == "corners":
         return boxes
     return convert_coordinates(boxes, 0, f"{coords}2corners", border_pixels=border_pixels)
@@ -204,8 +210,8 @@ def intersection_area(
     check_coords(coords)
     d = border_offset(border_pixels)
     boxes1, boxes2 = _prepare_box_pair(boxes1, boxes2, mode)
-    boxes1 = _to_corners(boxes1, coords, border_pixels)
-    boxes2 = _to_corners(boxes2, coords, border_pixels)
+    boxes1 = to_corners(boxes1, coords, border_pixels)
+    boxes2 = to_corners(boxes2, coords, border_pixels)
     return _intersection_corners(boxes1, boxes2, mode, d)
 
 
@@ -240,8 +246,8 @@ def iou(
     check_coords(coords)
     d = border_offset(border_pixels)
     boxes1, boxes2 = _prepare_box_pair(boxes1, boxes2, mode)
-    boxes1 = _to_corners(boxes1, coords, border_pixels)
-    boxes2 = _to_corners(boxes2, coords, border_pixels)
+    boxes1 = to_corners(boxes1, coords, border_pixels)
+    boxes2 = to_corners(boxes2, coords, border_pixels)
 
     intersection = _intersection_corners(boxes1, boxes2, mode, d)
     areas1 = (boxes1[:, 2] - boxes1[:, 0] + d) * (boxes1[:, 3] - boxes1[:, 1] + d)

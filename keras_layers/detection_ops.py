@@ -1,4 +1,4 @@
-"""Box decoding and greedy non-maximum suppression in `keras.ops` (TensorFlow, JAX, PyTorch).
+"""Box coding and greedy non-maximum suppression in `keras.ops` (TensorFlow, JAX, PyTorch).
 
 These are the maths behind the `DecodeDetections` and `DecodeDetectionsFast` layers. Keras 3 has no
 NMS op (`keras.utils.bounding_boxes` converts formats and computes IoU only), and keras-hub's
@@ -37,10 +37,94 @@ CHUNK_SIZE = 512
 """Candidates handled per step of the NMS loop (the self-suppression matrix is chunk x chunk)."""
 
 
+def encode_boxes(gt, anchors, variances, coords="centroids"):
+    """`ssd_encoder_decoder.box_coding.encode_boxes` in `keras.ops`: offsets of boxes from anchors.
+
+    Args:
+        gt: ``(..., 4)`` boxes in ``coords`` format.
+        anchors: ``(..., 4)`` anchors in ``coords`` format (broadcastable to ``gt``).
+        variances: ``(4,)`` or ``(..., 4)`` values the offsets are divided by.
+        coords: ``'centroids'``, ``'minmax'`` or ``'corners'`` (formulas in `box_coding`).
+
+    Returns:
+        ``(..., 4)`` offsets, in ``gt``'s dtype.
+    """
+    check_coords(coords)
+    gt = ops.convert_to_tensor(gt)
+    anchors, variances = _like(anchors, gt), _like(variances, gt)
+    g, a, v = _columns(gt), _columns(anchors), _columns(variances)
+    if coords == "centroids":
+        values = (
+            (g[0] - a[0]) / (a[2] * v[0]),
+            (g[1] - a[1]) / (a[3] * v[1]),
+            ops.log(g[2] / a[2]) / v[2],
+            ops.log(g[3] / a[3]) / v[3],
+        )
+    else:
+        sides = _anchor_sides(a, coords)
+        values = tuple((g[i] - a[i]) / sides[i] / v[i] for i in range(4))
+    return ops.stack(values, axis=-1)
+
+
+def decode_boxes(offsets, anchors, variances, coords="centroids"):
+    """`ssd_encoder_decoder.box_coding.decode_boxes` in `keras.ops`: boxes from their offsets.
+
+    The offsets are multiplied by the variances first (the original `DecodeDetections` layer's
+    order of operations; the numpy form follows the original numpy decoder's, so the two can
+    differ in the last bit of a centroids box).
+
+    Args:
+        offsets: ``(..., 4)`` predicted offsets.
+        anchors: ``(..., 4)`` anchors in ``coords`` format (broadcastable to ``offsets``).
+        variances: ``(4,)`` or ``(..., 4)`` variances.
+        coords: ``'centroids'``, ``'minmax'`` or ``'corners'``.
+
+    Returns:
+        ``(..., 4)`` boxes in ``coords`` format, in ``offsets``' dtype.
+    """
+    check_coords(coords)
+    offsets = ops.convert_to_tensor(offsets)
+    anchors, variances = _like(anchors, offsets), _like(variances, offsets)
+    scaled = offsets * variances
+    s, a = _columns(scaled), _columns(anchors)
+    if coords == "centroids":
+        values = (
+            s[0] * a[2] + a[0],
+            s[1] * a[3] + a[1],
+            ops.exp(s[2]) * a[2],
+            ops.exp(s[3]) * a[3],
+        )
+    else:
+        sides = _anchor_sides(a, coords)
+        values = tuple(s[i] * sides[i] + a[i] for i in range(4))
+    return ops.stack(values, axis=-1)
+
+
+def _like(x, reference):
+    """``x`` as a tensor of ``reference``'s dtype (no cast when it already has it)."""
+    x = ops.convert_to_tensor(x)
+    if keras.backend.standardize_dtype(x.dtype) != keras.backend.standardize_dtype(reference.dtype):
+        x = ops.cast(x, reference.dtype)
+    return x
+
+
+def _columns(x):
+    return [x[..., i] for i in range(4)]
+
+
+def _anchor_sides(a, coords):
+    """Per column of a ``'corners'`` or ``'minmax'`` box, the anchor side it is scaled by."""
+    if coords == "minmax":  # (xmin, xmax, ymin, ymax)
+        a_w, a_h = a[1] - a[0], a[3] - a[2]
+        return a_w, a_w, a_h, a_h
+    a_w, a_h = a[2] - a[0], a[3] - a[1]  # corners: (xmin, ymin, xmax, ymax)
+    return a_w, a_h, a_w, a_h
+
+
 def decode_box_offsets(
     y_pred, coords="centroids", normalize_coords=True, img_height=None, img_width=None
 ):
-    """Turns the predicted offsets of an SSD output into boxes.
+    """Turns the predicted offsets of an SSD output into corners (`decode_boxes`).
 
     Args:
         y_pred: ``(batch, n_anchors, n_classes + 1 + 12)`` model output; the last 12 columns are
@@ -58,29 +142,14 @@ def decode_box_offsets(
     """
     check_coords(coords)
     y_pred = ops.convert_to_tensor(y_pred)
-    offsets = y_pred[..., -12:-8] * y_pred[..., -4:]  # offsets times variances
-    anchors = y_pred[..., -8:-4]
-    if coords == "centroids":
-        a_cx, a_cy, a_w, a_h = (anchors[..., i] for i in range(4))
-        cx = offsets[..., 0] * a_w + a_cx
-        cy = offsets[..., 1] * a_h + a_cy
-        w = ops.exp(offsets[..., 2]) * a_w
-        h = ops.exp(offsets[..., 3]) * a_h
+    b = _columns(decode_boxes(y_pred[..., -12:-8], y_pred[..., -8:-4], y_pred[..., -4:], coords))
+    if coords == "centroids":  # (cx, cy, w, h)
+        cx, cy, w, h = b
         xmin, ymin, xmax, ymax = cx - 0.5 * w, cy - 0.5 * h, cx + 0.5 * w, cy + 0.5 * h
-    elif coords == "minmax":  # anchors are (xmin, xmax, ymin, ymax)
-        a_w = anchors[..., 1] - anchors[..., 0]
-        a_h = anchors[..., 3] - anchors[..., 2]
-        xmin = offsets[..., 0] * a_w + anchors[..., 0]
-        xmax = offsets[..., 1] * a_w + anchors[..., 1]
-        ymin = offsets[..., 2] * a_h + anchors[..., 2]
-        ymax = offsets[..., 3] * a_h + anchors[..., 3]
-    else:  # corners: anchors are (xmin, ymin, xmax, ymax)
-        a_w = anchors[..., 2] - anchors[..., 0]
-        a_h = anchors[..., 3] - anchors[..., 1]
-        xmin = offsets[..., 0] * a_w + anchors[..., 0]
-        ymin = offsets[..., 1] * a_h + anchors[..., 1]
-        xmax = offsets[..., 2] * a_w + anchors[..., 2]
-        ymax = offsets[..., 3] * a_h + anchors[..., 3]
+    elif coords == "minmax":
+        xmin, xmax, ymin, ymax = b
+    else:
+        xmin, ymin, xmax, ymax = b
     if normalize_coords:
         xmin, xmax = xmin * img_width, xmax * img_width
         ymin, ymax = ymin * img_height, ymax * img_height

@@ -27,6 +27,7 @@ from bounding_box_utils.bounding_box_utils import (
     convert_coordinates,
 )
 from ssd_encoder_decoder.anchor_boxes import as_hw_pair, generate_anchors, resolve_anchor_config
+from ssd_encoder_decoder.box_coding import encode_boxes
 from ssd_encoder_decoder.matching_utils import match_bipartite_greedy
 
 __all__ = ["AnchorIoU", "DegenerateBoxError", "SSDInputEncoder"]
@@ -52,13 +53,8 @@ class SSDInputEncoder:
     are background. IoUs are computed in float64 on the (normalised) coordinates, with the same
     operations as the original, so even exact ties resolve the same way.
 
-    Offsets (``v`` = variances, ``a`` = anchor):
-
-    - ``'centroids'``: ``((cx - cx_a) / w_a / v0, (cy - cy_a) / h_a / v1, ln(w / w_a) / v2,
-      ln(h / h_a) / v3)``;
-    - ``'corners'``: ``(xmin - xmin_a, ymin - ymin_a, xmax - xmax_a, ymax - ymax_a)`` divided by
-      ``(w_a, h_a, w_a, h_a)`` and the variances;
-    - ``'minmax'``: the same in ``(xmin, xmax, ymin, ymax)`` order.
+    Offsets: `box_coding.encode_boxes` of each positive anchor's ground truth (the formulas per
+    ``coords`` are in `ssd_encoder_decoder.box_coding`).
 
     Args:
         img_height: model input height in pixels.
@@ -300,8 +296,8 @@ class SSDInputEncoder:
             # Positives: one-hot class and the offsets of their ground truth.
             one_hot = np.eye(self.n_classes)[labels[pos_row, _CLASS_ID].astype(np.int64)]
             y_encoded[pos_image, pos_anchor, : self.n_classes] = one_hot
-            y_encoded[pos_image, pos_anchor, -12:-8] = self._offsets(
-                targets[pos_row], self.anchors[pos_anchor]
+            y_encoded[pos_image, pos_anchor, -12:-8] = encode_boxes(
+                targets[pos_row], self.anchors[pos_anchor], self.variances, self.coords
             )
 
         if diagnostics:
@@ -435,31 +431,6 @@ class SSDInputEncoder:
             row[:, -12:-8] = 0.0  # the anchors encoded against themselves
             self._template_row = row.astype(self.output_dtype)
         return self._template_row
-
-    def _offsets(self, boxes: np.ndarray, anchors: np.ndarray) -> np.ndarray:
-        """Offsets of ``(P, 4)`` boxes from their ``(P, 4)`` anchors, in ``coords`` format.
-
-        The operations and their order are the original's (it encoded the whole tensor in place),
-        so the values are identical.
-        """
-        v = self.variances
-        out = boxes.copy()
-        if self.coords == "centroids":
-            out[:, [0, 1]] -= anchors[:, [0, 1]]
-            out[:, [0, 1]] /= anchors[:, [2, 3]] * v[[0, 1]]
-            out[:, [2, 3]] /= anchors[:, [2, 3]]
-            out[:, [2, 3]] = np.log(out[:, [2, 3]]) / v[[2, 3]]
-        elif self.coords == "corners":
-            out -= anchors
-            out[:, [0, 2]] /= (anchors[:, 2] - anchors[:, 0])[:, None]
-            out[:, [1, 3]] /= (anchors[:, 3] - anchors[:, 1])[:, None]
-            out /= v
-        else:  # minmax
-            out -= anchors
-            out[:, [0, 1]] /= (anchors[:, 1] - anchors[:, 0])[:, None]
-            out[:, [2, 3]] /= (anchors[:, 3] - anchors[:, 2])[:, None]
-            out /= v
-        return out
 
     def _stack_labels(self, ground_truth_labels) -> tuple[np.ndarray, np.ndarray]:
         """Validates the labels; returns them stacked, ``(M, 5)`` float64, and ``(B,)`` counts."""

@@ -36,7 +36,8 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from bounding_box_utils.bounding_box_utils import border_offset, check_coords, iou
+from bounding_box_utils.bounding_box_utils import border_offset, check_coords, iou, to_corners
+from ssd_encoder_decoder import box_coding
 from ssd_encoder_decoder.anchor_boxes import n_boxes_per_location
 
 __all__ = [
@@ -63,7 +64,7 @@ def decode_boxes(
     img_height: float | None = None,
     img_width: float | None = None,
 ) -> np.ndarray:
-    """Turns the predicted offsets into boxes (the original's operations, in the input's dtype).
+    """Turns the predicted offsets into corners (`box_coding.decode_boxes`, in the input's dtype).
 
     Args:
         y_pred: ``(batch, n_anchors, n_classes + 1 + 12)`` model output: ``[class scores |
@@ -82,27 +83,10 @@ def decode_boxes(
             "normalize_coords=True needs img_height and img_width, got "
             f"img_height={img_height!r}, img_width={img_width!r}"
         )
-    boxes = y_pred[:, :, -12:-8].copy()
-    anchors = y_pred[:, :, -8:-4]
-    variances = y_pred[:, :, -4:]
-    if input_coords == "centroids":
-        boxes[:, :, [2, 3]] = np.exp(boxes[:, :, [2, 3]] * variances[:, :, [2, 3]])
-        boxes[:, :, [2, 3]] *= anchors[:, :, [2, 3]]
-        boxes[:, :, [0, 1]] *= variances[:, :, [0, 1]] * anchors[:, :, [2, 3]]
-        boxes[:, :, [0, 1]] += anchors[:, :, [0, 1]]
-        cx, cy, w, h = boxes[..., 0], boxes[..., 1], boxes[..., 2], boxes[..., 3]
-        boxes = np.stack([cx - w / 2.0, cy - h / 2.0, cx + w / 2.0, cy + h / 2.0], axis=-1)
-    elif input_coords == "minmax":
-        boxes *= variances
-        boxes[:, :, [0, 1]] *= (anchors[:, :, 1] - anchors[:, :, 0])[..., None]
-        boxes[:, :, [2, 3]] *= (anchors[:, :, 3] - anchors[:, :, 2])[..., None]
-        boxes += anchors
-        boxes = boxes[:, :, [0, 2, 1, 3]]
-    else:  # corners
-        boxes *= variances
-        boxes[:, :, [0, 2]] *= (anchors[:, :, 2] - anchors[:, :, 0])[..., None]
-        boxes[:, :, [1, 3]] *= (anchors[:, :, 3] - anchors[:, :, 1])[..., None]
-        boxes += anchors
+    boxes = box_coding.decode_boxes(
+        y_pred[:, :, -12:-8], y_pred[:, :, -8:-4], y_pred[:, :, -4:], input_coords
+    )
+    boxes = to_corners(boxes, input_coords)
     if normalize_coords:
         boxes[:, :, [0, 2]] *= img_width
         boxes[:, :, [1, 3]] *= img_height
