@@ -60,6 +60,14 @@ format: install
 demo: install
 	$(PY) -m ssd_keras demo --out runs/demo
 
+# Re-executes the root notebooks in full mode (real runs on ../shared/data) and stores them with
+# their outputs, scrubbed of machine paths and timestamps (tests/notebook_runner.py). One or some:
+# make notebooks NOTEBOOKS=ssd7_training.ipynb. Long: the training notebooks train for real.
+.PHONY: notebooks
+NOTEBOOKS ?=
+notebooks: install
+	$(PY) tests/notebook_runner.py $(NOTEBOOKS)
+
 # Not in CI. The newest versions setup.py allows, in a scratch venv: if `make test` (and the slow
 # tests) pass with them, they become the new constraints.txt; if not, the lock stays as it is and
 # the failures show what an upgrade would break. Prints what changed either way.

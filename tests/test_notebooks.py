@@ -8,19 +8,33 @@ of output. Skipped when nbclient/nbformat/ipykernel are not installed, or when t
 
 To add a notebook: give its file name, the ``../shared/data`` folders it reads, and a few
 strings its outputs must contain.
+
+Each stored notebook must also show its outputs to a reader who does not run it (``make notebooks``
+executes them in full mode and stores them, see ``tests/notebook_runner.py``): outputs present, no
+error output, no machine path. ``NOT_YET_STORED_EXECUTED`` lists the ones still stored without
+outputs; the check is a strict xfail for them, so storing one executed makes the test say so.
 """
 
 from __future__ import annotations
 
-import json
-import os
-import sys
+import importlib.util
 from pathlib import Path
 
 import pytest
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
-SHARED = Path(os.environ.get("SSD_KERAS_SHARED", PROJECT_ROOT.parent / "shared"))
+
+def _load_runner():
+    # tests/ is not a package (pytest runs with --import-mode=importlib): load the runner by path.
+    path = Path(__file__).resolve().parent / "notebook_runner.py"
+    spec = importlib.util.spec_from_file_location("notebook_runner", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+notebook_runner = _load_runner()
+PROJECT_ROOT = notebook_runner.PROJECT_ROOT
+SHARED = notebook_runner.SHARED
 
 NOTEBOOKS = {
     "weight_sampling_tutorial.ipynb": {
@@ -98,36 +112,21 @@ NOTEBOOKS = {
     },
 }
 
-
-def _kernel_spec(directory: Path) -> str:
-    """A kernelspec that starts this interpreter (the project venv), found through JUPYTER_PATH."""
-    name = "ssd-keras-tests"
-    spec_dir = directory / "kernels" / name
-    spec_dir.mkdir(parents=True)
-    spec = {
-        "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
-        "display_name": "ssd-keras tests",
-        "language": "python",
-    }
-    (spec_dir / "kernel.json").write_text(json.dumps(spec))
-    return name
-
-
-def _text_outputs(notebook) -> str:
-    parts = []
-    for cell in notebook.cells:
-        for output in cell.get("outputs", []):
-            if output.get("output_type") == "stream":
-                parts.append(output.get("text", ""))
-            elif "data" in output and "text/plain" in output["data"]:
-                parts.append(output["data"]["text/plain"])
-    return "\n".join(parts)
+NOT_YET_STORED_EXECUTED = {
+    "ssd300_evaluation.ipynb",
+    "ssd300_evaluation_COCO.ipynb",
+    "ssd300_inference.ipynb",
+    "ssd300_training.ipynb",
+    "ssd512_inference.ipynb",
+    "ssd7_training.ipynb",
+    "ssdlite_training.ipynb",
+}
 
 
 @pytest.mark.parametrize("name", sorted(NOTEBOOKS))
 def test_notebook_runs_in_small_run_mode(name, tmp_path, monkeypatch):
-    nbformat = pytest.importorskip("nbformat")
-    nbclient = pytest.importorskip("nbclient")
+    pytest.importorskip("nbformat")
+    pytest.importorskip("nbclient")
     pytest.importorskip("ipykernel")
     spec = NOTEBOOKS[name]
     for folder in spec["data"]:
@@ -136,23 +135,72 @@ def test_notebook_runs_in_small_run_mode(name, tmp_path, monkeypatch):
     path = PROJECT_ROOT / name
     assert path.is_file(), f"{name} is listed in NOTEBOOKS but not at the repository root"
 
-    monkeypatch.setenv("SSD_KERAS_SMALL_RUN", "1")
-    monkeypatch.setenv("SSD_KERAS_SHARED", str(SHARED))
-    monkeypatch.setenv("SSD_KERAS_TUTORIAL_DIR", str(tmp_path / "work"))
-    monkeypatch.setenv("MPLBACKEND", "Agg")
-    monkeypatch.setenv("TF_CPP_MIN_LOG_LEVEL", "2")
-    monkeypatch.setenv("JUPYTER_PATH", str(tmp_path / "jupyter"))
-    kernel = _kernel_spec(tmp_path / "jupyter")
-
-    notebook = nbformat.read(path, as_version=4)
-    client = nbclient.NotebookClient(
-        notebook,
-        timeout=600,
-        kernel_name=kernel,
-        resources={"metadata": {"path": str(PROJECT_ROOT)}},
+    environment = notebook_runner.notebook_environment(
+        small_run=True, work_dir=tmp_path / "work", jupyter_dir=tmp_path / "jupyter"
     )
-    client.execute()  # raises CellExecutionError, naming the cell, if a cell fails
+    for key, value in environment.items():
+        monkeypatch.setenv(key, value)
+    notebook_runner.kernel_spec(tmp_path / "jupyter")
+    notebook = notebook_runner.execute(path)  # raises CellExecutionError, naming the cell
 
-    text = _text_outputs(notebook)
+    text = notebook_runner.text_outputs(notebook)
     for expected in spec["expect"]:
         assert expected in text, f"{name}: no output line with {expected!r}"
+
+
+def test_every_root_notebook_is_listed():
+    assert sorted(path.name for path in PROJECT_ROOT.glob("*.ipynb")) == sorted(NOTEBOOKS)
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        pytest.param(
+            name, marks=pytest.mark.xfail(reason="not yet stored executed (issue 17)", strict=True)
+        )
+        if name in NOT_YET_STORED_EXECUTED
+        else name
+        for name in sorted(NOTEBOOKS)
+    ],
+)
+def test_stored_notebook_shows_its_outputs(name):
+    """A reader sees results without running anything: outputs, no errors, no machine paths."""
+    pytest.importorskip("nbformat")
+    problems = notebook_runner.stored_problems(PROJECT_ROOT / name)
+    assert not problems, "\n".join(problems)
+
+
+def test_scrub_drops_timestamps_log_lines_and_machine_paths(tmp_path):
+    nbformat = pytest.importorskip("nbformat")
+    work = tmp_path / "work"
+    log_line = (
+        "I0000 00:00:1796410194.003407    4169 port.cc:153] oneDNN custom operations are on.\n"
+    )
+    cell = nbformat.v4.new_code_cell("print('x')")
+    cell.metadata["execution"] = {"iopub.execute_input": "2026-11-26T11:29:42.690106Z"}
+    cell.outputs = [
+        nbformat.v4.new_output("stream", name="stderr", text=log_line),
+        nbformat.v4.new_output("stream", name="stdout", text=f"saved {work}/model.keras\n"),
+        nbformat.v4.new_output(
+            "stream", name="stderr", text=log_line + f"UserWarning: {PROJECT_ROOT}/x.py\n"
+        ),
+        nbformat.v4.new_output("execute_result", data={"text/plain": f"'{SHARED.resolve()}/data'"}),
+    ]
+    notebook = nbformat.v4.new_notebook(cells=[cell])
+
+    notebook_runner.scrub(notebook, work)
+
+    assert "execution" not in cell.metadata
+    assert [output.get("text") for output in cell.outputs[:2]] == [
+        "saved <work>/model.keras\n",
+        "UserWarning: <repo>/x.py\n",
+    ]
+    assert cell.outputs[2]["data"]["text/plain"] == "'<shared>/data'"
+    path = tmp_path / "scrubbed.ipynb"
+    nbformat.write(notebook, path)
+    assert notebook_runner.stored_problems(path) == []
+    cell.outputs = []
+    nbformat.write(notebook, path)
+    assert notebook_runner.stored_problems(path) == [
+        "scrubbed.ipynb: no code cell has a stored output (run `make notebooks`)"
+    ]
