@@ -109,30 +109,10 @@ def test_command_line(tmp_path, capsys):
         make_synthetic_dataset(tmp_path, 1, 1, (16, 16))
 
 
-def test_module_runs_as_a_script_without_warnings(tmp_path):
+def test_module_runs_as_a_script_without_warnings(tmp_path, fresh_python):
     """`python -m data_generator.synthetic_shapes` must not be pre-imported by the package."""
-    import subprocess
-    import sys
-
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-W",
-            "error::RuntimeWarning",
-            "-m",
-            "data_generator.synthetic_shapes",
-            str(tmp_path),
-            "--n-train",
-            "2",
-            "--n-test",
-            "1",
-            "--image-size",
-            "40",
-            "48",
-        ],
-        capture_output=True,
-        text=True,
-        check=False,
+    fresh_python(
+        *("-W", "error::RuntimeWarning", "-m", "data_generator.synthetic_shapes", str(tmp_path)),
+        *("--n-train", "2", "--n-test", "1", "--image-size", "40", "48"),
     )
-    assert result.returncode == 0, result.stderr
     assert len((tmp_path / "ImageSets" / "Main" / "train.txt").read_text().split()) == 2
