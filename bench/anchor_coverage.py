@@ -21,12 +21,13 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.common import write_report  # noqa: E402
 
 SHARED = Path(__file__).resolve().parent.parent.parent / "shared" / "data"
 DATASETS = {
@@ -135,11 +136,7 @@ def main(argv=None) -> dict:
         "fit_seconds": seconds,
         "numpy": np.__version__,
     }
-    text = json.dumps(report, indent=2)
-    if args.out:
-        Path(args.out).write_text(text + "\n")
-    print(text)
-    return report
+    return write_report(report, args.out)
 
 
 if __name__ == "__main__":

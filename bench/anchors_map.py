@@ -26,12 +26,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import sys
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.common import machine_info, write_report  # noqa: E402
 
 BCCD = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "bccd" / "BCCD"
 CLASSES = ["background", "RBC", "WBC", "Platelets"]
@@ -160,13 +161,7 @@ def main(argv=None) -> dict:
             },
         },
         "arms": arms,
-        "machine": {
-            "cpus": os.cpu_count(),
-            "platform": platform.platform(),
-            "load_average_at_start": [round(v, 2) for v in load_start],
-            "load_average_at_end": [round(v, 2) for v in os.getloadavg()],
-            "backend": keras.backend.backend(),
-        },
+        "machine": machine_info(load_start),
     }
     if "default" in arms and "fitted" in arms:
         gain = arms["fitted"]["mean_11point"] - arms["default"]["mean_11point"]
@@ -176,11 +171,7 @@ def main(argv=None) -> dict:
         report["fitted_beats_default_by_more_than_spread"] = bool(
             len(args.seeds) > 1 and gain > spread
         )
-    text = json.dumps(report, indent=2, default=float)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "anchors_map.json").write_text(text + "\n")
-    print(text)
-    return report
+    return write_report(report, out / "anchors_map.json", default=float)
 
 
 if __name__ == "__main__":

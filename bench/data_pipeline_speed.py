@@ -42,37 +42,13 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.common import SSD300_ENCODER_KWARGS  # noqa: E402
 from data_generator.image_io import read_image  # noqa: E402
 from data_generator.object_detection_2d_data_generator import (  # noqa: E402
     DataGenerator,
     degenerate_mask,
 )
 
-SSD300_ENCODER_KWARGS = {
-    "img_height": 300,
-    "img_width": 300,
-    "n_classes": 20,
-    "predictor_sizes": [[38, 38], [19, 19], [10, 10], [5, 5], [3, 3], [1, 1]],
-    "scales": [0.1, 0.2, 0.37, 0.54, 0.71, 0.88, 1.05],
-    "aspect_ratios_global": None,
-    "aspect_ratios_per_layer": [
-        [1.0, 2.0, 0.5],
-        [1.0, 2.0, 0.5, 3.0, 1.0 / 3.0],
-        [1.0, 2.0, 0.5, 3.0, 1.0 / 3.0],
-        [1.0, 2.0, 0.5, 3.0, 1.0 / 3.0],
-        [1.0, 2.0, 0.5],
-        [1.0, 2.0, 0.5],
-    ],
-    "two_boxes_for_ar1": True,
-    "steps": [8, 16, 32, 64, 100, 300],
-    "offsets": [0.5] * 6,
-    "clip_boxes": False,
-    "variances": [0.1, 0.1, 0.2, 0.2],
-    "matching_type": "multi",
-    "pos_iou_threshold": 0.5,
-    "neg_iou_limit": 0.5,
-    "normalize_coords": True,
-}
 LABELS_FORMAT = {"class_id": 0, "xmin": 1, "ymin": 2, "xmax": 3, "ymax": 4}
 
 

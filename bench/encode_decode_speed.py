@@ -46,33 +46,13 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench import loop_references as reference  # noqa: E402
+from bench.common import SSD300_ENCODER_KWARGS  # noqa: E402
 from ssd_encoder_decoder.ssd_input_encoder import SSDInputEncoder  # noqa: E402
 from ssd_encoder_decoder.ssd_output_decoder import (  # noqa: E402
     decode_detections,
     decode_detections_fast,
 )
 
-SSD300 = {
-    "img_height": 300,
-    "img_width": 300,
-    "n_classes": 20,
-    "predictor_sizes": [[38, 38], [19, 19], [10, 10], [5, 5], [3, 3], [1, 1]],
-    "scales": [0.1, 0.2, 0.37, 0.54, 0.71, 0.88, 1.05],
-    "aspect_ratios_per_layer": [[1.0, 2.0, 0.5]]
-    + [[1.0, 2.0, 0.5, 3.0, 1.0 / 3.0]] * 3
-    + [[1.0, 2.0, 0.5]] * 2,
-    "two_boxes_for_ar1": True,
-    "steps": [8, 16, 32, 64, 100, 300],
-    "offsets": [0.5] * 6,
-    "clip_boxes": False,
-    "variances": [0.1, 0.1, 0.2, 0.2],
-    "matching_type": "multi",
-    "pos_iou_threshold": 0.5,
-    "neg_iou_limit": 0.5,
-    "border_pixels": "half",
-    "coords": "centroids",
-    "normalize_coords": True,
-}
 DECODE_KWARGS = {
     "iou_threshold": 0.45,
     "top_k": 200,
@@ -169,7 +149,7 @@ def main(argv=None):
     parser.add_argument("--encoder-only", action="store_true", help="only the encoder workload")
     args = parser.parse_args(argv)
     rng = np.random.default_rng(2024)
-    encoder = SSDInputEncoder(**SSD300)
+    encoder = SSDInputEncoder(**SSD300_ENCODER_KWARGS)
     report = {
         "machine": {
             "python": platform.python_version(),
@@ -186,7 +166,7 @@ def main(argv=None):
     }
 
     labels = make_labels(rng)
-    encoder32 = SSDInputEncoder(**SSD300, output_dtype="float32")
+    encoder32 = SSDInputEncoder(**SSD300_ENCODER_KWARGS, output_dtype="float32")
     # The encoder is quick: more repeats make its best-of timings less noisy, and the three
     # variants take turns so that a change of machine load hits them alike.
     (t_new, y_new), (t_ref, y_ref), (t_32, y_32) = best_times_interleaved(

@@ -23,15 +23,15 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import platform
 import statistics
 import sys
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.common import machine_info, write_report  # noqa: E402
 
 BCCD = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "bccd" / "BCCD"
 CLASSES = ["background", "RBC", "WBC", "Platelets"]
@@ -149,19 +149,9 @@ def main(argv=None) -> dict:
         "loss_curves": {
             k: [round(v, 4) for v in c] for k, c in curves.items() if isinstance(c, list)
         },
-        "machine": {
-            "cpus": os.cpu_count(),
-            "platform": platform.platform(),
-            "backend": keras.backend.backend(),
-            "load_average_at_start": [round(v, 2) for v in load_start],
-            "load_average_at_end": [round(v, 2) for v in os.getloadavg()],
-        },
+        "machine": machine_info(load_start),
     }
-    text = json.dumps(report, indent=2)
-    if args.out:
-        Path(args.out).write_text(text + "\n")
-    print(text)
-    return report
+    return write_report(report, args.out)
 
 
 if __name__ == "__main__":

@@ -31,22 +31,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
-from models.keras_ssd7 import SSD7_UDACITY, build_model  # noqa: E402
-from models.keras_ssd300 import SSD300_VOC, ssd_300  # noqa: E402
-from models.keras_ssd512 import SSD512_VOC, ssd_512  # noqa: E402
-from models.keras_ssdlite import (  # noqa: E402
-    SSDLITE320_MOBILENETV2,
-    SSDLITE320_MOBILENETV3_LARGE,
-    ssdlite,
-)
+from bench.common import model_presets  # noqa: E402
 
-MODELS = {
-    "ssd7": (build_model, SSD7_UDACITY),
-    "ssdlite": (ssdlite, SSDLITE320_MOBILENETV2),
-    "ssdlite_v3": (ssdlite, SSDLITE320_MOBILENETV3_LARGE),
-    "ssd300": (ssd_300, SSD300_VOC),
-    "ssd512": (ssd_512, SSD512_VOC),
-}
+MODELS = model_presets()
 
 
 def multiply_accumulates(model: keras.Model) -> int:

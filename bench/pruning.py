@@ -38,13 +38,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.common import machine_info, write_report  # noqa: E402
 
 BCCD = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "bccd" / "BCCD"
 CLASSES = ["background", "RBC", "WBC", "Platelets"]
@@ -379,21 +380,9 @@ def main(argv=None) -> dict:
         "variants": variants,
         "lightly_trained": light_info,
         "target": target,
-        "machine": {
-            "cpus": os.cpu_count(),
-            "litert_threads": args.threads,
-            "platform": platform.platform(),
-            "load_average_at_start": [round(v, 2) for v in load_start],
-            "load_average_at_end": [round(v, 2) for v in os.getloadavg()],
-            "backend": keras.backend.backend(),
-        },
+        "machine": machine_info(load_start, litert_threads=args.threads),
     }
-    text = json.dumps(report, indent=2)
-    (out / "bench_pruning.json").write_text(text + "\n")
-    if args.json:
-        Path(args.json).write_text(text + "\n")
-    print(text)
-    return report
+    return write_report(report, out / "bench_pruning.json", args.json)
 
 
 def _log(message: str) -> None:

@@ -27,15 +27,15 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import os
-import platform
 import statistics
 import sys
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.common import machine_info, write_report  # noqa: E402
 
 BCCD = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "bccd" / "BCCD"
 CLASSES = ["background", "RBC", "WBC", "Platelets"]
@@ -125,7 +125,6 @@ def main(argv=None) -> dict:
     if not (Path(args.data) / "ImageSets" / "Main" / "test.txt").is_file():
         parser.exit(2, f"BCCD not found at {args.data} (expected ImageSets/Main/test.txt)\n")
 
-    import keras
     import numpy as np
 
     from ssd_keras.data import load_voc
@@ -223,18 +222,9 @@ def main(argv=None) -> dict:
         "criterion": "same class, IoU >= 0.7, confidence >= 0.5 (partner >= 0.45)",
         "results": list(rows.values()),
         "wall_minutes": round((time.perf_counter() - start) / 60, 2),
-        "machine": {
-            "cpus": os.cpu_count(),
-            "platform": platform.platform(),
-            "load_average_at_start": [round(v, 2) for v in load_start],
-            "load_average_at_end": [round(v, 2) for v in os.getloadavg()],
-            "backend": keras.backend.backend(),
-        },
+        "machine": machine_info(load_start),
     }
-    text = json.dumps(report, indent=2)
-    (out / "quantization_accuracy.json").write_text(text + "\n")
-    print(text)
-    return report
+    return write_report(report, out / "quantization_accuracy.json")
 
 
 if __name__ == "__main__":

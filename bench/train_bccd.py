@@ -22,15 +22,15 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import os
-import platform
 import sys
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.common import machine_info, write_report  # noqa: E402
 
 BCCD = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "bccd" / "BCCD"
 CLASSES = ["background", "RBC", "WBC", "Platelets"]
@@ -147,19 +147,9 @@ def main(argv=None) -> dict:
         else None,
         "wall_minutes_total": round((time.perf_counter() - start) / 60, 2),
         "eval_minutes": round(mean_ap.eval_seconds / 60, 2),
-        "machine": {
-            "cpus": os.cpu_count(),
-            "platform": platform.platform(),
-            "load_average_at_start": [round(v, 2) for v in load_start],
-            "load_average_at_end": [round(v, 2) for v in os.getloadavg()],
-            "backend": keras.backend.backend(),
-        },
+        "machine": machine_info(load_start),
     }
-    text = json.dumps(report, indent=2)
-    Path(args.out).mkdir(parents=True, exist_ok=True)
-    (Path(args.out) / "bench_bccd.json").write_text(text + "\n")
-    print(text)
-    return report
+    return write_report(report, Path(args.out) / "bench_bccd.json")
 
 
 if __name__ == "__main__":
