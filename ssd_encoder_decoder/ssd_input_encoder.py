@@ -25,10 +25,17 @@ from bounding_box_utils.bounding_box_utils import (
     border_offset,
     check_coords,
     convert_coordinates,
+    to_corners,
 )
 from ssd_encoder_decoder.anchor_boxes import as_hw_pair, generate_anchors, resolve_anchor_config
 from ssd_encoder_decoder.box_coding import encode_boxes
-from ssd_encoder_decoder.matching_utils import match_bipartite_greedy
+from ssd_encoder_decoder.matching_utils import (
+    AnchorIoU,
+    match_bipartite_greedy,
+    match_bipartite_greedy_pairs,
+    match_multi,
+    match_multi_pairs,
+)
 
 __all__ = ["AnchorIoU", "DegenerateBoxError", "SSDInputEncoder"]
 
@@ -206,7 +213,7 @@ class SSDInputEncoder:
         # back to corners).
         self._grid_shapes = [boxes.shape[:3] for boxes in self.boxes_list]
         self._anchor_iou = AnchorIoU(
-            _iou_corners(self.anchors, coords, border_pixels), border_pixels, self._grid_shapes
+            to_corners(self.anchors, coords, border_pixels), border_pixels, self._grid_shapes
         )
         self._pixel_iou = None
         self._template_row = None
@@ -361,7 +368,7 @@ class SSDInputEncoder:
         pair_key = image_of_row[pair_row] * n + pair_anchor  # (image, anchor) ids
         match = np.full(len(corners), -1, dtype=np.int64)
         taken = set()  # matched (image, anchor) ids
-        _greedy_walk(pair_row, pair_key, pair_iou, image_of_row, match, taken, n)
+        match_bipartite_greedy_pairs(pair_row, pair_key, pair_iou, image_of_row, match, taken, n)
         for lower in threshold / 2.0 ** np.arange(1, 7):
             left = np.nonzero(match < 0)[0]
             if not left.size:
@@ -369,7 +376,7 @@ class SSDInputEncoder:
             rows, anchors, values = anchor_iou.pairs_at_least(corners[left], lower)
             rows = left[rows]
             keys = image_of_row[rows] * n + anchors
-            _greedy_walk(rows, keys, values, image_of_row, match, taken, n)
+            match_bipartite_greedy_pairs(rows, keys, values, image_of_row, match, taken, n)
         left = np.nonzero(match < 0)[0]
         for image in np.unique(image_of_row[left]):
             rows = left[image_of_row[left] == image]
@@ -380,22 +387,20 @@ class SSDInputEncoder:
             taken.update(int(a) + image * n for a in match[rows] if a >= 0)
         bip_row = np.nonzero(match >= 0)[0]
         bip_anchor = match[bip_row]
+        taken_keys = image_of_row[bip_row] * n + bip_anchor
         # (2)/(3): each other anchor's best ground truth (first row on ties, as np.argmax).
-        free = ~np.isin(pair_key, image_of_row[bip_row] * n + bip_anchor)
-        key, row, value = pair_key[free], pair_row[free], pair_iou[free]
-        order = np.lexsort((row, -value, key))
-        first = np.ones(len(order), dtype=bool)
-        first[1:] = key[order[1:]] != key[order[:-1]]
-        best = order[first]
-        key, row, value = key[best], row[best], value[best]
+        pos_row, pos_key = [bip_row], [taken_keys]
         if self.matching_type == "multi":
-            multi = value >= self.pos_iou_threshold
-        else:
-            multi = np.zeros(len(value), dtype=bool)
-        neutral = ~multi & (value >= self.neg_iou_limit)
-        pos_anchor = np.concatenate([bip_anchor, key[multi] % n])
-        pos_row = np.concatenate([bip_row, row[multi]])
-        return pos_anchor, pos_row, key[neutral] // n, key[neutral] % n
+            multi_row, multi_key = match_multi_pairs(
+                pair_row, pair_key, pair_iou, self.pos_iou_threshold, exclude_keys=taken_keys
+            )
+            pos_row.append(multi_row)
+            pos_key.append(multi_key)
+        pos_row, pos_key = np.concatenate(pos_row), np.concatenate(pos_key)
+        _, neutral = match_multi_pairs(
+            pair_row, pair_key, pair_iou, self.neg_iou_limit, exclude_keys=pos_key
+        )
+        return pos_key % n, pos_row, neutral // n, neutral % n
 
     def _match(self, similarities: np.ndarray):
         """Matches one image's ground truths to the anchors.
@@ -406,21 +411,19 @@ class SSDInputEncoder:
         Returns:
             ``(positive anchors, their ground-truth rows, neutral anchors)``, int arrays.
         """
-        k = len(similarities)
         # (1) Bipartite: one distinct anchor per ground truth.
         bipartite = match_bipartite_greedy(similarities)
-        rows = np.nonzero(bipartite >= 0)[0]
-        pos_anchor, pos_row = bipartite[rows], rows
-        # (2)/(3) Each anchor's best IoU (first ground truth on ties, as np.argmax).
-        best_row = np.argmax(similarities, axis=0) if k > 1 else np.zeros(self.n_anchors, int)
-        best = similarities[best_row, np.arange(self.n_anchors)]
-        best[pos_anchor] = -np.inf  # bipartite-matched anchors are taken
+        pos_row = np.nonzero(bipartite >= 0)[0]
+        pos_anchor = bipartite[pos_row]
+        # (2) Multi: each other anchor's best ground truth (first on ties, as np.argmax).
         if self.matching_type == "multi":
-            multi = np.nonzero(best >= self.pos_iou_threshold)[0]
-            pos_anchor = np.concatenate([pos_anchor, multi])
-            pos_row = np.concatenate([pos_row, best_row[multi]])
-            best[multi] = -np.inf
-        neutral = np.nonzero(best >= self.neg_iou_limit)[0]
+            multi_row, multi_anchor = match_multi(
+                similarities, self.pos_iou_threshold, exclude=pos_anchor
+            )
+            pos_anchor = np.concatenate([pos_anchor, multi_anchor])
+            pos_row = np.concatenate([pos_row, multi_row])
+        # (3) Neutral: the anchors left whose best IoU reaches neg_iou_limit.
+        _, neutral = match_multi(similarities, self.neg_iou_limit, exclude=pos_anchor)
         return pos_anchor, pos_row, neutral
 
     def _row_template(self) -> np.ndarray:
@@ -491,7 +494,7 @@ class SSDInputEncoder:
             targets = _from_corners(boxes, self.coords, self.border_pixels)
             targets = _normalize(targets, self.coords, self.img_height, self.img_width)
             if self._pixel_iou is None:
-                corners = _iou_corners(self.anchors, self.coords, "half")
+                corners = to_corners(self.anchors, self.coords, "half")
                 corners = _denormalize_corners(corners, self.img_height, self.img_width)
                 self._pixel_iou = AnchorIoU(corners, self.border_pixels, self._grid_shapes)
             return targets, boxes, self._pixel_iou
@@ -503,246 +506,14 @@ class SSDInputEncoder:
             boxes[:, [1, 3]] /= self.img_height
             boxes[:, [0, 2]] /= self.img_width
         targets = _from_corners(boxes, self.coords, self.border_pixels)
-        corners = _iou_corners(targets, self.coords, self.border_pixels)
+        corners = to_corners(targets, self.coords, self.border_pixels)
         return targets, corners, self._anchor_iou
-
-
-def _greedy_walk(rows, keys, values, image_of_row, match, taken, n_anchors: int) -> None:
-    """Greedy bipartite picks from a list of (row, anchor) pairs, in place.
-
-    Visits the pairs by descending value, then row, then anchor, and matches a pair when its
-    row is unmatched and its (image, anchor) id ``keys`` (``image * n_anchors + anchor``) is not
-    taken: the dense greedy's picks, as long as the list holds every pair above its smallest
-    value. ``match`` (anchor per row, -1 if none) and ``taken`` (a set of ids) are updated.
-    """
-    if not len(rows):
-        return
-    order = np.lexsort((keys, rows, -values, image_of_row[rows]))
-    images = image_of_row[rows[order]]
-    bounds = np.flatnonzero(np.diff(images)) + 1
-    row_list, key_list = rows[order].tolist(), keys[order].tolist()
-    for lo, hi in zip([0, *bounds.tolist()], [*bounds.tolist(), len(order)]):
-        wanted = sum(1 for r in set(row_list[lo:hi]) if match[r] < 0)
-        for position in range(lo, hi):
-            if not wanted:
-                break
-            row, key = row_list[position], key_list[position]
-            if match[row] < 0 and key not in taken:
-                match[row] = key % n_anchors
-                taken.add(key)
-                wanted -= 1
-
-
-class AnchorIoU:
-    """IoUs of any boxes with one fixed set of anchors, equal bit for bit to `iou`.
-
-    `bounding_box_utils.iou` in ``'outer_product'`` mode computes, per pair, the overlap in x
-    times the overlap in y. Anchors sit on a few grids, so they have only a few hundred distinct
-    x-intervals and y-intervals (SSD300: 8732 anchors, a few hundred of each): the 1-D overlaps
-    are computed once per distinct interval and gathered, with the same floating-point
-    operations as `iou` in the same order, which makes the encoder several times faster.
-
-    Args:
-        anchor_corners: ``(N, 4)`` anchors ``[xmin, ymin, xmax, ymax]``.
-        border_pixels: ``'half'``, ``'include'`` or ``'exclude'``.
-
-    Call with ``(M, 4)`` corners; returns the ``(M, N)`` IoUs (float64).
-    """
-
-    def __init__(
-        self,
-        anchor_corners: np.ndarray,
-        border_pixels: str = "half",
-        grid_shapes: Sequence[tuple[int, int, int]] | None = None,
-    ):
-        corners = np.asarray(anchor_corners, dtype=np.float64)
-        self.d = border_offset(border_pixels)
-        self.border_pixels = border_pixels
-        d = self.d
-        self.areas = (corners[:, 2] - corners[:, 0] + d) * (corners[:, 3] - corners[:, 1] + d)
-        self.n_anchors = len(corners)
-        self.positive_areas = bool((self.areas > 0).all())
-        self.grid = _grid_intervals(corners, grid_shapes) if grid_shapes else None
-        if self.grid is None:
-            self.x_intervals, self.x_index = np.unique(
-                corners[:, [0, 2]], axis=0, return_inverse=True
-            )
-            self.y_intervals, self.y_index = np.unique(
-                corners[:, [1, 3]], axis=0, return_inverse=True
-            )
-            self.x_index = self.x_index.reshape(-1)
-            self.y_index = self.y_index.reshape(-1)
-
-    def _overlaps(self, lo, hi, intervals):
-        """1-D overlaps as `iou` computes them: ``max(0, min(hi) - max(lo) + d)``."""
-        expand = (slice(None),) + (None,) * (intervals.ndim - 1)
-        return np.maximum(
-            0.0,
-            np.minimum(hi[expand], intervals[..., 1])
-            - np.maximum(lo[expand], intervals[..., 0])
-            + self.d,
-        )
-
-    @property
-    def supports_pairs(self) -> bool:
-        """Whether `pairs_at_least` can be used (grid anchors with positive areas)."""
-        return self.grid is not None and self.positive_areas
-
-    def pairs_at_least(self, boxes: np.ndarray, threshold: float):
-        """Every (box, anchor) pair whose IoU is ``>= threshold``, without the dense matrix.
-
-        The IoUs are the ones `__call__` gives, bit for bit. Candidates come from a necessary
-        condition on the 1-D overlaps: with ``W = width + d`` (``d`` the border term),
-        ``IoU >= t`` needs ``x_overlap >= t * max(W_box, W_anchor)`` (and the same in y),
-        because the overlap in y is at most either height and the union at least either area.
-        The test uses ``t * (1 - 1e-9)``, far more slack than float64 rounding can take, so no
-        pair is lost; candidates below ``threshold`` are dropped after the exact IoU.
-
-        Args:
-            boxes: ``(M, 4)`` corners with positive areas (``W, H > 0``).
-            threshold: a positive IoU threshold.
-
-        Returns:
-            ``(box_index, anchor_index, iou)``, three equally long arrays (int64, int64,
-            float64), box-major.
-        """
-        if not self.supports_pairs:
-            raise ValueError("pairs_at_least needs grid anchors with positive areas")
-        if not threshold > 0:
-            raise ValueError(f"threshold must be positive, got {threshold!r}")
-        boxes = np.asarray(boxes, dtype=np.float64)
-        d = self.d
-        box_w = boxes[:, 2] - boxes[:, 0] + d
-        box_h = boxes[:, 3] - boxes[:, 1] + d
-        if not ((box_w > 0) & (box_h > 0)).all():
-            raise ValueError("pairs_at_least needs boxes with positive areas")
-        areas = box_w * box_h
-        slack = threshold * (1.0 - 1e-9)
-        found_box, found_anchor, found_iou = [], [], []
-        for start, (_, fw, nb), x_iv, y_iv in self.grid:
-            x_overlap = self._overlaps(boxes[:, 0], boxes[:, 2], x_iv)  # (M, fw, nb)
-            y_overlap = self._overlaps(boxes[:, 1], boxes[:, 3], y_iv)  # (M, fh, nb)
-            anchor_w = x_iv[..., 1] - x_iv[..., 0] + d  # (fw, nb)
-            anchor_h = y_iv[..., 1] - y_iv[..., 0] + d  # (fh, nb)
-            x_ok = x_overlap >= slack * np.maximum(box_w[:, None, None], anchor_w)
-            y_ok = y_overlap >= slack * np.maximum(box_h[:, None, None], anchor_h)
-            xb, xc, xj = np.nonzero(x_ok)  # (box, column, anchor shape)
-            yb, yr, yj = np.nonzero(y_ok)  # (box, row, anchor shape)
-            if not (xb.size and yb.size):
-                continue
-            # Join the column and row candidates of the same (box, anchor shape).
-            x_key, y_key = xb * nb + xj, yb * nb + yj
-            y_order = np.argsort(y_key, kind="stable")
-            y_count = np.bincount(y_key, minlength=len(boxes) * nb)
-            y_first = np.cumsum(y_count) - y_count
-            reps = y_count[x_key]
-            x_pick = np.repeat(np.arange(len(x_key)), reps)
-            within = np.arange(len(x_pick)) - np.repeat(np.cumsum(reps) - reps, reps)
-            y_pick = y_order[y_first[x_key[x_pick]] + within]
-            b, c, j, r = xb[x_pick], xc[x_pick], xj[x_pick], yr[y_pick]
-            anchor = start + (r * fw + c) * nb + j
-            # The same operations as __call__: inter = x * y; union = box + anchor - inter.
-            inter = x_overlap[b, c, j] * y_overlap[b, r, j]
-            union = areas[b] + self.areas[anchor]
-            union -= inter
-            inter /= union
-            keep = inter >= threshold
-            found_box.append(b[keep])
-            found_anchor.append(anchor[keep])
-            found_iou.append(inter[keep])
-        if not found_box:
-            empty = np.zeros(0, dtype=np.int64)
-            return empty, empty.copy(), np.zeros(0)
-        box_index = np.concatenate(found_box)
-        order = np.argsort(box_index, kind="stable")
-        return (
-            box_index[order],
-            np.concatenate(found_anchor)[order],
-            np.concatenate(found_iou)[order],
-        )
-
-    def __call__(self, boxes: np.ndarray) -> np.ndarray:
-        boxes = np.asarray(boxes, dtype=np.float64)
-        k = len(boxes)
-        d = self.d
-        areas = (boxes[:, 2] - boxes[:, 0] + d) * (boxes[:, 3] - boxes[:, 1] + d)
-        if self.grid is not None and self.positive_areas and (areas > 0).all():
-            # Only the rows and columns of each layer that some box overlaps are computed;
-            # everywhere else the intersection, hence the IoU, is exactly 0.
-            result = np.zeros((k, self.n_anchors))
-            for start, (fh, fw, nb), x_iv, y_iv in self.grid:
-                x_overlap = self._overlaps(boxes[:, 0], boxes[:, 2], x_iv)  # (k, fw, nb)
-                y_overlap = self._overlaps(boxes[:, 1], boxes[:, 3], y_iv)  # (k, fh, nb)
-                cols = np.nonzero(x_overlap.any(axis=(0, 2)))[0]
-                rows = np.nonzero(y_overlap.any(axis=(0, 2)))[0]
-                if not (cols.size and rows.size):
-                    continue
-                c0, c1, r0, r1 = cols[0], cols[-1] + 1, rows[0], rows[-1] + 1
-                inter = x_overlap[:, None, c0:c1, :] * y_overlap[:, r0:r1, None, :]
-                layer_areas = self.areas[start : start + fh * fw * nb].reshape(fh, fw, nb)
-                union = areas[:, None, None, None] + layer_areas[None, r0:r1, c0:c1, :]
-                union -= inter
-                inter /= union
-                view = result[:, start : start + fh * fw * nb]
-                view.shape = (k, fh, fw, nb)
-                view[:, r0:r1, c0:c1, :] = inter
-            return result
-        if self.grid is not None:
-            # Per predictor layer, x-overlaps depend on (column, box) and y-overlaps on
-            # (row, box): their broadcast product is the intersection, in anchor order.
-            result = np.empty((k, self.n_anchors))
-            for start, (fh, fw, nb), x_iv, y_iv in self.grid:
-                x_overlap = self._overlaps(boxes[:, 0], boxes[:, 2], x_iv)  # (k, fw, nb)
-                y_overlap = self._overlaps(boxes[:, 1], boxes[:, 3], y_iv)  # (k, fh, nb)
-                view = result[:, start : start + fh * fw * nb]
-                view.shape = (k, fh, fw, nb)
-                np.multiply(x_overlap[:, None, :, :], y_overlap[:, :, None, :], out=view)
-        else:
-            x_overlap = self._overlaps(boxes[:, 0], boxes[:, 2], self.x_intervals)
-            y_overlap = self._overlaps(boxes[:, 1], boxes[:, 3], self.y_intervals)
-            result = x_overlap[:, self.x_index]  # becomes the intersection, then the IoU
-            result *= y_overlap[:, self.y_index]
-        union = areas[:, None] + self.areas[None, :]
-        union -= result
-        if (areas > 0).all() and (self.areas > 0).all():
-            result /= union  # every union is positive
-            return result
-        with np.errstate(divide="ignore", invalid="ignore"):
-            return np.where(union > 0, result / np.where(union > 0, union, 1), 0.0)
-
-
-def _grid_intervals(corners: np.ndarray, grid_shapes):
-    """Per layer ``(start, (fh, fw, nb), x-intervals (fw, nb, 2), y-intervals (fh, nb, 2))``.
-
-    None unless every layer's x-intervals are the same in every row and its y-intervals the
-    same in every column (true for generated anchors, clipped or not).
-    """
-    grid, start = [], 0
-    for fh, fw, nb in grid_shapes:
-        layer = corners[start : start + fh * fw * nb].reshape(fh, fw, nb, 4)
-        x_iv = layer[0, :, :, :][..., [0, 2]]
-        y_iv = layer[:, 0, :, :][..., [1, 3]]
-        if not (
-            np.array_equal(layer[..., [0, 2]], np.broadcast_to(x_iv, (fh, fw, nb, 2)))
-            and np.array_equal(layer[..., [1, 3]], np.broadcast_to(y_iv[:, None], (fh, fw, nb, 2)))
-        ):
-            return None
-        grid.append((start, (fh, fw, nb), x_iv, y_iv))
-        start += fh * fw * nb
-    return grid if start == len(corners) else None
 
 
 def _from_corners(boxes: np.ndarray, coords: str, border_pixels: str) -> np.ndarray:
     if coords == "corners":
         return boxes
     return convert_coordinates(boxes, 0, f"corners2{coords}", border_pixels=border_pixels)
-
-
-def _iou_corners(boxes: np.ndarray, coords: str, border_pixels: str) -> np.ndarray:
-    """The corners `iou` derives from boxes in ``coords`` format."""
-    if coords == "corners":
-        return boxes
-    return convert_coordinates(boxes, 0, f"{coords}2corners", border_pixels=border_pixels)
 
 
 def _to_centroids(boxes: np.ndarray, coords: str) -> np.ndarray:

@@ -8,10 +8,13 @@ from hypothesis.extra.numpy import arrays
 
 from bench import loop_references as reference
 from ssd_encoder_decoder.matching_utils import (
+    AnchorIoU,
     match_bipartite_greedy,
     match_bipartite_greedy_batch,
+    match_bipartite_greedy_pairs,
     match_bipartite_greedy_rows,
     match_multi,
+    match_multi_pairs,
 )
 
 
@@ -103,3 +106,40 @@ def test_batch_and_rows_equal_one_matrix_at_a_time():
     matches = match_bipartite_greedy_rows(rows, table)
     np.testing.assert_array_equal(matches[5:], match_bipartite_greedy(weights[0, :3]))
     np.testing.assert_array_equal(matches[:5], match_bipartite_greedy(weights[1]))
+
+
+def as_pairs(weights):
+    """Every (row, anchor) pair of a dense matrix as the sparse matchers take them (1 image)."""
+    rows, anchors = np.nonzero(np.ones(weights.shape, dtype=bool))
+    return rows, anchors, weights[rows, anchors]
+
+
+@settings(max_examples=40, deadline=None)
+@given(weight_matrices, st.sampled_from([0.1, 0.5, 0.51]))
+def test_pair_matchers_equal_the_dense_ones(weights, threshold):
+    rows, keys, values = as_pairs(weights)
+    n_gt, n_anchors = weights.shape
+    match = np.full(n_gt, -1, dtype=np.int64)
+    match_bipartite_greedy_pairs(
+        rows, keys, values, np.zeros(n_gt, np.int64), match, set(), n_anchors
+    )
+    np.testing.assert_array_equal(match, match_bipartite_greedy(weights))
+    gt, anchor = match_multi_pairs(rows, keys, values, threshold, exclude_keys=match)
+    expected_gt, expected_anchor = match_multi(weights, threshold, exclude=match)
+    np.testing.assert_array_equal(gt, expected_gt)
+    np.testing.assert_array_equal(anchor, expected_anchor)
+
+
+def test_match_multi_exclude_leaves_anchors_out():
+    # Anchor 0's best is gt 0 (0.7) and anchor 2's is gt 1 (0.55); excluding anchor 0 leaves
+    # only anchor 2 (the same rule the encoder applies after the bipartite step).
+    weights = np.array([[0.7, 0.2, 0.5], [0.6, 0.4, 0.55]])
+    gt, anchor = match_multi(weights, threshold=0.5, exclude=[0])
+    np.testing.assert_array_equal(gt, [1])
+    np.testing.assert_array_equal(anchor, [2])
+
+
+def test_anchor_iou_keeps_its_old_import_path():
+    from ssd_encoder_decoder.ssd_input_encoder import AnchorIoU as old_path
+
+    assert old_path is AnchorIoU
