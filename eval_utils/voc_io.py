@@ -12,11 +12,13 @@ Every parse error names the file, the line (or XML field) and the offending valu
 from __future__ import annotations
 
 import os
-import xml.etree.ElementTree as ET
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+
+from data_generator.voc_xml import BOX_FIELDS, VocObject, VocXmlError, read_voc_xml
 
 
 def read_image_set(image_set_file: str | os.PathLike) -> list[str]:
@@ -29,20 +31,11 @@ def read_image_set(image_set_file: str | os.PathLike) -> list[str]:
     return ids
 
 
-def _bndbox_value(obj: ET.Element, field: str, path: Path) -> float:
-    node = obj.find(f"bndbox/{field}")
-    if node is None or node.text is None:
-        raise ValueError(f"{path}: an <object> has no bndbox/{field}")
-    try:
-        return float(node.text)
-    except ValueError:
-        raise ValueError(f"{path}: bndbox/{field} is not a number: {node.text!r}") from None
-
-
 def read_voc_annotation(
     xml_file: str | os.PathLike, classes: Sequence[str]
 ) -> tuple[np.ndarray, np.ndarray]:
-    """One VOC annotation file.
+    """One VOC annotation file, read by the reader `DataGenerator.parse_xml` uses
+    (`data_generator.voc_xml.read_voc_xml`).
 
     Args:
         xml_file: path of ``<id>.xml``.
@@ -50,27 +43,43 @@ def read_voc_annotation(
 
     Returns:
         ``(labels, difficult)``: ``(k, 5)`` float64 rows ``[class_id, xmin, ymin, xmax, ymax]``
-        in XML object order, and ``(k,)`` bool "difficult" flags.
+        in XML object order, and ``(k,)`` bool "difficult" flags: ``<difficult>`` read as the
+        original read it (``int(text) != 0``; ``'00'`` and ``'0.0'`` are not difficult), a
+        missing or empty tag as 0, and a value that is not a number as 0 with a warning naming
+        the file, the object and the value (as `DataGenerator.parse_xml` does).
 
     Raises:
         ValueError: for an object whose name is not in ``classes`` or a malformed box.
     """
     path = Path(xml_file)
     try:
-        root = ET.parse(path).getroot()
-    except ET.ParseError as error:
+        annotation = read_voc_xml(path)
+    except VocXmlError as error:
         raise ValueError(f"{path}: not valid XML ({error})") from None
     class_index = {name: i for i, name in enumerate(classes)}
     rows, difficult = [], []
-    for obj in root.findall("object"):
-        name = (obj.findtext("name") or "").strip()
-        if name not in class_index:
-            raise ValueError(f"{path}: object name {name!r} is not in classes")
-        box = [_bndbox_value(obj, f, path) for f in ("xmin", "ymin", "xmax", "ymax")]
-        rows.append([class_index[name], *box])
-        flag = (obj.findtext("difficult") or "0").strip()
-        difficult.append(flag not in ("0", ""))
+    for k, obj in enumerate(annotation.objects):
+        if obj.name not in class_index:
+            raise ValueError(f"{path}: object name {obj.name!r} is not in classes")
+        if obj.box is None:
+            raise ValueError(f"{path}: {_box_problem(obj)}")
+        if "difficult" in obj.flag_errors:
+            warnings.warn(
+                f"{path}: object {k} ({obj.name}): <difficult> is not a number "
+                f"({obj.flag_errors['difficult']}); read as 0 (not difficult)",
+                stacklevel=2,
+            )
+        rows.append([class_index[obj.name], *(obj.box[key] for key in BOX_FIELDS)])
+        difficult.append(obj.difficult != 0)
     return np.asarray(rows, dtype=np.float64).reshape(-1, 5), np.asarray(difficult, dtype=bool)
+
+
+def _box_problem(obj: VocObject) -> str:
+    if obj.bad_field == "bndbox":
+        return "an <object> has no bndbox"
+    if not obj.bad_text:
+        return f"an <object> has no bndbox/{obj.bad_field}"
+    return f"bndbox/{obj.bad_field} is not a number: {obj.bad_text!r}"
 
 
 def read_voc_ground_truth(

@@ -128,3 +128,64 @@ def test_evaluator_write_predictions_to_txt_uses_class_ids_without_names(tmp_pat
     assert [p.rsplit("/", 1)[1] for p in paths] == ["r_0001.txt", "r_0002.txt"]
     assert (tmp_path / "r_0001.txt").read_text() == "x 0.9 1.0 2.0 3.0 4.0\n"
     assert "Wrote 2 results files" in capsys.readouterr().out
+
+
+# <difficult> values and what the original's rule (int(text) != 0) makes of them; the
+# original crashed on the last four, here they are not difficult.
+DIFFICULT_CASES = {"1": True, "0": False, "2": True, "1.0": True, "00": False, "0.0": False}
+DIFFICULT_UNCRASHED = {"": False, None: False, "abc": False, "true": False}
+
+
+def _difficult_dataset(tmp_path, cases):
+    """One image per <difficult> value, each with one cat box; returns (root, image ids)."""
+    import cv2
+
+    ids = []
+    for k, text in enumerate(cases):
+        tag = "" if text is None else f"<difficult>{text}</difficult>"
+        (tmp_path / f"i{k}.xml").write_text(
+            "<annotation><size><width>60</width><height>40</height></size>"
+            f"<object><name>cat</name>{tag}"
+            "<bndbox><xmin>10</xmin><ymin>5</ymin><xmax>40</xmax><ymax>30</ymax></bndbox>"
+            "</object></annotation>"
+        )
+        cv2.imwrite(str(tmp_path / f"i{k}.jpg"), np.zeros((40, 60, 3), np.uint8))
+        ids.append(f"i{k}")
+    (tmp_path / "set.txt").write_text("\n".join(ids) + "\n")
+    return ids
+
+
+def test_read_voc_annotation_reads_difficult_as_the_original_and_never_crashes(tmp_path):
+    cases = {**DIFFICULT_CASES, **DIFFICULT_UNCRASHED}
+    ids = _difficult_dataset(tmp_path, cases)
+    with pytest.warns(UserWarning, match=r"i8.xml: object 0 \(cat\): <difficult> is not a number"):
+        _, neutral, _ = read_voc_ground_truth(tmp_path, CLASSES, ids)
+    assert [bool(n[0]) for n in neutral] == list(cases.values())
+
+
+def test_voc_io_and_parse_xml_give_the_same_ground_truth_and_map(tmp_path):
+    import warnings
+
+    from data_generator.object_detection_2d_data_generator import DataGenerator
+    from eval_utils.average_precision_evaluator import evaluate_predictions
+
+    cases = {**DIFFICULT_CASES, **DIFFICULT_UNCRASHED}
+    ids = _difficult_dataset(tmp_path, cases)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        labels, neutral, _ = read_voc_ground_truth(tmp_path, CLASSES, ids)
+        dataset = DataGenerator()
+        dataset.parse_xml([tmp_path], [tmp_path / "set.txt"], [tmp_path], CLASSES, verbose=False)
+    assert dataset.image_ids == ids
+    assert [n.tolist() for n in neutral] == dataset.eval_neutral
+    np.testing.assert_array_equal(np.concatenate(labels), np.concatenate(dataset.labels))
+
+    # The whole effect on VOC AP: one exact detection per image. Images whose box is not
+    # difficult count it as a true positive; difficult ones ignore it (neither TP nor FP).
+    # Before the shared reader, voc_io called '00', '0.0', 'abc' and 'true' difficult, so this
+    # evaluation counted 3 ground truth boxes ('0', '' and no tag) instead of 7.
+    predictions = [[], [(i, 0.9, 10.0, 5.0, 40.0, 30.0) for i in ids], []]
+    result = evaluate_predictions(predictions, labels, ids, n_classes=2, eval_neutral=neutral)
+    assert result.num_gt_per_class[1] == 7
+    assert result.true_positives[1].sum() == 7 and result.false_positives[1].sum() == 0
+    assert result.average_precisions[1] == 1.0
