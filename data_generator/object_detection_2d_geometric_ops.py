@@ -13,6 +13,7 @@ that clip (``clip_boxes=True``) clip to ``[0, W - 1] x [0, H - 1]`` as the origi
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from functools import partial
 
 import cv2
 import numpy as np
@@ -20,7 +21,10 @@ import numpy as np
 from data_generator.object_detection_2d_image_boxes_validation_utils import (
     BoxFilter,
     ImageValidator,
+    check_box_filter,
     check_image_validator,
+    first_accepted,
+    validates,
 )
 from data_generator.object_detection_2d_misc_utils import (
     as_labels,
@@ -86,8 +90,7 @@ class Resize:
     ):
         if height <= 0 or width <= 0:
             raise ValueError(f"height and width must be > 0, got {height!r} and {width!r}")
-        if not (box_filter is None or isinstance(box_filter, BoxFilter)):
-            raise ValueError(f"box_filter must be a BoxFilter or None, got {box_filter!r}")
+        check_box_filter(box_filter)
         self.out_height = int(height)
         self.out_width = int(width)
         self.interpolation_mode = interpolation_mode
@@ -268,8 +271,7 @@ class Translate:
         background: Sequence[float] = (0, 0, 0),
         labels_format: Mapping[str, int] | None = None,
     ):
-        if not (box_filter is None or isinstance(box_filter, BoxFilter)):
-            raise ValueError(f"box_filter must be a BoxFilter or None, got {box_filter!r}")
+        check_box_filter(box_filter)
         self.dy_rel = dy
         self.dx_rel = dx
         self.clip_boxes = clip_boxes
@@ -296,7 +298,55 @@ class Translate:
         return shifted, _clip_and_filter(self, labels, height, width)
 
 
-class RandomTranslate:
+class _RandomRetryOp:
+    """The part `RandomTranslate` and `RandomScale` share: with probability ``prob``, up to
+    ``n_trials_max`` draws of the op's parameters; the first draw whose boxes
+    ``image_validator`` accepts is applied (the first draw, without a validator or labels);
+    when none is accepted, the input comes back unchanged."""
+
+    def __init__(
+        self,
+        prob,
+        clip_boxes,
+        box_filter,
+        image_validator,
+        n_trials_max,
+        background,
+        labels_format,
+        rng,
+    ):
+        check_image_validator(image_validator)
+        self.prob = check_prob(prob)
+        self.clip_boxes = clip_boxes
+        self.box_filter = box_filter
+        self.image_validator = image_validator
+        self.n_trials_max = n_trials_max
+        self.background = background
+        self.labels_format = resolve_labels_format(labels_format)
+        self.rng = np.random.default_rng(rng)
+
+    def _apply_first_accepted(self, image, labels, op, draw, boxes_after, set_params):
+        """``op(image, labels)`` with the first accepted ``draw()`` set by ``set_params``;
+        ``boxes_after(params, height, width)`` gives the boxes the validator judges."""
+        if not draws(self.rng, self.prob):
+            return pack_output(image, as_labels(labels))
+        height, width = image.shape[:2]
+        op.labels_format = self.labels_format
+        if self.image_validator is not None:
+            self.image_validator.labels_format = self.labels_format
+
+        def accept(params):
+            after = partial(boxes_after, params, height, width)
+            return validates(self.image_validator, labels, after, height, width)
+
+        params = first_accepted(self.n_trials_max, draw, accept)
+        if params is None:
+            return pack_output(image, as_labels(labels))
+        set_params(params)
+        return op(image, labels)
+
+
+class RandomTranslate(_RandomRetryOp):
     """`Translate` with probability ``prob`` by random amounts in random directions.
 
     Up to ``n_trials_max`` shifts are drawn; the first one that ``image_validator`` accepts is
@@ -330,17 +380,18 @@ class RandomTranslate:
                 raise ValueError(f"{name} needs min <= max, got {pair!r}")
             if pair[0] < 0:
                 raise ValueError(f"{name} must be >= 0 (the direction is drawn), got {pair!r}")
-        check_image_validator(image_validator)
+        super().__init__(
+            prob,
+            clip_boxes,
+            box_filter,
+            image_validator,
+            n_trials_max,
+            background,
+            labels_format,
+            rng,
+        )
         self.dy_minmax = dy_minmax
         self.dx_minmax = dx_minmax
-        self.prob = check_prob(prob)
-        self.clip_boxes = clip_boxes
-        self.box_filter = box_filter
-        self.image_validator = image_validator
-        self.n_trials_max = n_trials_max
-        self.background = background
-        self.labels_format = resolve_labels_format(labels_format)
-        self.rng = np.random.default_rng(rng)
         self.translate = Translate(
             dy=0,
             dx=0,
@@ -350,29 +401,33 @@ class RandomTranslate:
             labels_format=self.labels_format,
         )
 
+    def _draw_shift(self) -> tuple[float, float]:
+        """``(dy, dx)`` relative to the image size, each with a random sign (the original's
+        draw order: both sizes, then both signs)."""
+        dy_abs = self.rng.uniform(*self.dy_minmax)
+        dx_abs = self.rng.uniform(*self.dx_minmax)
+        dy = dy_abs if self.rng.integers(2) else -dy_abs
+        dx = dx_abs if self.rng.integers(2) else -dx_abs
+        return dy, dx
+
+    def _shifted_boxes(self, labels, shift, height, width):
+        dy, dx = shift
+        return shift_boxes(
+            labels, int(round(height * dy)), int(round(width * dx)), self.labels_format
+        )
+
+    def _set_shift(self, shift) -> None:
+        self.translate.dy_rel, self.translate.dx_rel = shift
+
     def __call__(self, image, labels=None):
-        if not draws(self.rng, self.prob):
-            return pack_output(image, as_labels(labels))
-        height, width = image.shape[:2]
-        self.translate.labels_format = self.labels_format
-        if self.image_validator is not None:
-            self.image_validator.labels_format = self.labels_format
-        for _ in range(max(1, self.n_trials_max)):
-            dy_abs = self.rng.uniform(*self.dy_minmax)
-            dx_abs = self.rng.uniform(*self.dx_minmax)
-            self.translate.dy_rel = dy_abs if self.rng.integers(2) else -dy_abs
-            self.translate.dx_rel = dx_abs if self.rng.integers(2) else -dx_abs
-            if labels is None or self.image_validator is None:
-                return self.translate(image, labels)
-            shifted = shift_boxes(
-                labels,
-                int(round(height * self.translate.dy_rel)),
-                int(round(width * self.translate.dx_rel)),
-                self.labels_format,
-            )
-            if self.image_validator(shifted, height, width):
-                return self.translate(image, labels)
-        return pack_output(image, as_labels(labels))
+        return self._apply_first_accepted(
+            image,
+            labels,
+            self.translate,
+            self._draw_shift,
+            lambda shift, height, width: self._shifted_boxes(labels, shift, height, width),
+            self._set_shift,
+        )
 
 
 def _scale_matrix(height: int, width: int, factor: float) -> np.ndarray:
@@ -411,8 +466,7 @@ class Scale:
     ):
         if factor <= 0:
             raise ValueError(f"factor must be > 0, got {factor!r}")
-        if not (box_filter is None or isinstance(box_filter, BoxFilter)):
-            raise ValueError(f"box_filter must be a BoxFilter or None, got {box_filter!r}")
+        check_box_filter(box_filter)
         self.factor = factor
         self.clip_boxes = clip_boxes
         self.box_filter = box_filter
@@ -436,7 +490,7 @@ class Scale:
         return scaled, _clip_and_filter(self, labels, height, width)
 
 
-class RandomScale:
+class RandomScale(_RandomRetryOp):
     """`Scale` with probability ``prob`` by a factor drawn from ``[min_factor, max_factor]``.
 
     Up to ``n_trials_max`` factors are drawn; the first one that ``image_validator`` accepts is
@@ -469,17 +523,18 @@ class RandomScale:
                 f"needs 0 < min_factor <= max_factor, got min_factor={min_factor!r}, "
                 f"max_factor={max_factor!r}"
             )
-        check_image_validator(image_validator)
+        super().__init__(
+            prob,
+            clip_boxes,
+            box_filter,
+            image_validator,
+            n_trials_max,
+            background,
+            labels_format,
+            rng,
+        )
         self.min_factor = min_factor
         self.max_factor = max_factor
-        self.prob = check_prob(prob)
-        self.clip_boxes = clip_boxes
-        self.box_filter = box_filter
-        self.image_validator = image_validator
-        self.n_trials_max = n_trials_max
-        self.background = background
-        self.labels_format = resolve_labels_format(labels_format)
-        self.rng = np.random.default_rng(rng)
         self.scale = Scale(
             factor=1.0,
             clip_boxes=clip_boxes,
@@ -488,22 +543,21 @@ class RandomScale:
             labels_format=self.labels_format,
         )
 
+    def _scaled_boxes(self, labels, factor, height, width):
+        return _scaled_labels(labels, _scale_matrix(height, width, factor), self.labels_format)
+
+    def _set_factor(self, factor) -> None:
+        self.scale.factor = factor
+
     def __call__(self, image, labels=None):
-        if not draws(self.rng, self.prob):
-            return pack_output(image, as_labels(labels))
-        height, width = image.shape[:2]
-        self.scale.labels_format = self.labels_format
-        if self.image_validator is not None:
-            self.image_validator.labels_format = self.labels_format
-        for _ in range(max(1, self.n_trials_max)):
-            self.scale.factor = self.rng.uniform(self.min_factor, self.max_factor)
-            if labels is None or self.image_validator is None:
-                return self.scale(image, labels)
-            matrix = _scale_matrix(height, width, self.scale.factor)
-            scaled = _scaled_labels(labels, matrix, self.labels_format)
-            if self.image_validator(scaled, height, width):
-                return self.scale(image, labels)
-        return pack_output(image, as_labels(labels))
+        return self._apply_first_accepted(
+            image,
+            labels,
+            self.scale,
+            lambda: self.rng.uniform(self.min_factor, self.max_factor),
+            lambda factor, height, width: self._scaled_boxes(labels, factor, height, width),
+            self._set_factor,
+        )
 
 
 def _rotate_image_as_original(image: np.ndarray, angle: int) -> np.ndarray:

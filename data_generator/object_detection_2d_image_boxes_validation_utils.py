@@ -4,6 +4,7 @@
   Caffe SSD random crop draws its minimum IoU this way).
 - `BoxFilter` keeps the label rows that pass the degenerate / minimum-area / overlap checks.
 - `ImageValidator` says whether enough boxes overlap an image (or patch) well enough.
+- `first_accepted` / `validates`: the retry loop of the random ops (draw, validate, retry).
 
 Overlap criteria between a box and an image of height ``H`` and width ``W``:
 
@@ -16,7 +17,8 @@ Overlap criteria between a box and an image of height ``H`` and width ``W``:
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import TypeVar
 
 import numpy as np
 
@@ -27,6 +29,7 @@ from data_generator.object_detection_2d_misc_utils import (
 )
 
 OVERLAP_CRITERIA = ("center_point", "iou", "area")
+T = TypeVar("T")
 
 
 class BoundGenerator:
@@ -244,3 +247,31 @@ def check_image_validator(image_validator) -> None:
         raise ValueError(
             f"image_validator must be an ImageValidator or None, got {image_validator!r}"
         )
+
+
+def check_box_filter(box_filter) -> None:
+    """Raises a ValueError unless ``box_filter`` is a `BoxFilter` or None."""
+    if not (box_filter is None or isinstance(box_filter, BoxFilter)):
+        raise ValueError(f"box_filter must be a BoxFilter or None, got {box_filter!r}")
+
+
+def first_accepted(n_trials_max: int, draw: Callable[[], T], accept: Callable[[T], bool]):
+    """The retry loop of the random ops: up to ``max(1, n_trials_max)`` draws, the first one
+    that ``accept`` passes, or None when every draw is rejected.
+
+    ``draw()`` takes the op's random numbers, so a seeded op draws the same numbers in the same
+    order whether a draw is accepted or not.
+    """
+    for _ in range(max(1, n_trials_max)):
+        candidate = draw()
+        if accept(candidate):
+            return candidate
+    return None
+
+
+def validates(image_validator, labels, boxes_after: Callable[[], np.ndarray], height, width):
+    """Whether ``image_validator`` accepts the boxes a transformation would give (always, when
+    there is no validator or no labels); ``boxes_after()`` computes them only when needed."""
+    if labels is None or image_validator is None:
+        return True
+    return bool(image_validator(boxes_after(), height, width))

@@ -24,7 +24,10 @@ from data_generator.object_detection_2d_image_boxes_validation_utils import (
     BoundGenerator,
     BoxFilter,
     ImageValidator,
+    check_box_filter,
     check_image_validator,
+    first_accepted,
+    validates,
 )
 from data_generator.object_detection_2d_misc_utils import (
     as_labels,
@@ -188,8 +191,7 @@ class CropPad:
         background: Sequence[float] = (0, 0, 0),
         labels_format: Mapping[str, int] | None = None,
     ):
-        if not (box_filter is None or isinstance(box_filter, BoxFilter)):
-            raise ValueError(f"box_filter must be a BoxFilter or None, got {box_filter!r}")
+        check_box_filter(box_filter)
         self.patch_ymin = patch_ymin
         self.patch_xmin = patch_xmin
         self.patch_height = patch_height
@@ -268,6 +270,12 @@ class CropPad:
         return pack_output(canvas, labels, inverter, return_inverter)
 
 
+def _check_margins(**margins: int) -> None:
+    for name, value in margins.items():
+        if value < 0:
+            raise ValueError(f"{name} must be >= 0, got {value!r}")
+
+
 class Crop:
     """Crops fixed margins off the image (a `CropPad` inside the image).
 
@@ -286,15 +294,9 @@ class Crop:
         box_filter: BoxFilter | None = None,
         labels_format: Mapping[str, int] | None = None,
     ):
-        margins = {
-            "crop_top": crop_top,
-            "crop_bottom": crop_bottom,
-            "crop_left": crop_left,
-            "crop_right": crop_right,
-        }
-        for name, value in margins.items():
-            if value < 0:
-                raise ValueError(f"{name} must be >= 0, got {value!r}")
+        _check_margins(
+            crop_top=crop_top, crop_bottom=crop_bottom, crop_left=crop_left, crop_right=crop_right
+        )
         self.crop_top = crop_top
         self.crop_bottom = crop_bottom
         self.crop_left = crop_left
@@ -335,15 +337,9 @@ class Pad:
         background: Sequence[float] = (0, 0, 0),
         labels_format: Mapping[str, int] | None = None,
     ):
-        margins = {
-            "pad_top": pad_top,
-            "pad_bottom": pad_bottom,
-            "pad_left": pad_left,
-            "pad_right": pad_right,
-        }
-        for name, value in margins.items():
-            if value < 0:
-                raise ValueError(f"{name} must be >= 0, got {value!r}")
+        _check_margins(
+            pad_top=pad_top, pad_bottom=pad_bottom, pad_left=pad_left, pad_right=pad_right
+        )
         self.pad_top = pad_top
         self.pad_bottom = pad_bottom
         self.pad_left = pad_left
@@ -417,22 +413,33 @@ class _RandomPatchBase:
         self.sample_patch.labels_format = self.labels_format
         self.sample_patch.background = self.background
 
-    def _try_patch(self, image, labels, return_inverter, check_aspect_ratio=False):
-        """Draws one patch; returns the cropped result, or ``None`` if the patch is rejected."""
+    def _accepts(self, patch, labels, check_aspect_ratio: bool) -> bool:
+        """Whether a drawn patch ``(ymin, xmin, height, width)`` may be used."""
         generator = self.patch_coord_generator
-        patch_ymin, patch_xmin, patch_height, patch_width = generator()
+        patch_ymin, patch_xmin, patch_height, patch_width = patch
         if check_aspect_ratio and not (
             generator.min_aspect_ratio <= patch_width / patch_height <= generator.max_aspect_ratio
         ):
+            return False
+
+        def in_patch():
+            return shift_boxes(labels, -patch_ymin, -patch_xmin, self.labels_format)
+
+        return validates(self.image_validator, labels, in_patch, patch_height, patch_width)
+
+    def _first_patch(self, image, labels, return_inverter, check_aspect_ratio=False):
+        """Up to ``n_trials_max`` drawn patches; the first accepted one cropped/padded, or
+        ``None`` when every patch is rejected."""
+        patch = first_accepted(
+            self.n_trials_max,
+            self.patch_coord_generator,
+            lambda patch: self._accepts(patch, labels, check_aspect_ratio),
+        )
+        if patch is None:
             return None
-        if labels is not None and self.image_validator is not None:
-            in_patch = shift_boxes(labels, -patch_ymin, -patch_xmin, self.labels_format)
-            if not self.image_validator(in_patch, patch_height, patch_width):
-                return None
-        patch = self.sample_patch
-        patch.patch_ymin, patch.patch_xmin = patch_ymin, patch_xmin
-        patch.patch_height, patch.patch_width = patch_height, patch_width
-        return patch(image, labels, return_inverter)
+        sample = self.sample_patch
+        sample.patch_ymin, sample.patch_xmin, sample.patch_height, sample.patch_width = patch
+        return sample(image, labels, return_inverter)
 
 
 class RandomPatch(_RandomPatchBase):
@@ -485,10 +492,9 @@ class RandomPatch(_RandomPatchBase):
     def __call__(self, image, labels=None, return_inverter: bool = False):
         if draws(self.rng, self.prob):
             self._prepare(image)
-            for _ in range(max(1, self.n_trials_max)):
-                result = self._try_patch(image, labels, return_inverter)
-                if result is not None:
-                    return result
+            result = self._first_patch(image, labels, return_inverter)
+            if result is not None:
+                return result
             if self.can_fail:
                 n_outputs = (1 if labels is None else 2) + int(return_inverter)
                 return None if n_outputs == 1 else (None,) * n_outputs
@@ -552,10 +558,9 @@ class RandomPatchInf(_RandomPatchBase):
         while draws(self.rng, self.prob):
             if self.image_validator is not None and self.bound_generator is not None:
                 self.image_validator.bounds = self.bound_generator()
-            for _ in range(max(1, self.n_trials_max)):
-                result = self._try_patch(image, labels, return_inverter, check_aspect_ratio=True)
-                if result is not None:
-                    return result
+            result = self._first_patch(image, labels, return_inverter, check_aspect_ratio=True)
+            if result is not None:
+                return result
         return pack_output(image, as_labels(labels), identity_inverter, return_inverter)
 
 

@@ -327,6 +327,44 @@ def test_random_translate_returns_input_when_no_shift_is_valid():
     np.testing.assert_array_equal(kept, labels)
 
 
+class _AcceptsNth(ImageValidator):
+    """A validator that rejects every call but the ``n``-th (1-based)."""
+
+    def __init__(self, n):
+        super().__init__()
+        self.n, self.calls = n, 0
+
+    def __call__(self, labels, image_height, image_width):
+        self.calls += 1
+        return self.calls == self.n
+
+
+def test_random_translate_and_scale_apply_the_first_accepted_draw_in_the_originals_order():
+    # The retry loop draws (|dy|, |dx|, sign dy, sign dx) per trial for RandomTranslate and one
+    # factor per trial for RandomScale, after the prob draw; the 3rd trial is the accepted one.
+    image = random_image()
+    rng = np.random.default_rng(7)
+    rng.uniform(0, 1)  # the prob draw
+    for _ in range(3):
+        dy, dx = rng.uniform(0.03, 0.3), rng.uniform(0.03, 0.3)
+        dy, dx = (dy if rng.integers(2) else -dy), (dx if rng.integers(2) else -dx)
+    op = RandomTranslate(prob=1.0, image_validator=_AcceptsNth(3), n_trials_max=3, rng=7)
+    out, boxes = op(image, LABELS)
+    expected, expected_boxes = Translate(dy=dy, dx=dx)(image, LABELS)
+    np.testing.assert_array_equal(out, expected)
+    np.testing.assert_array_equal(boxes, expected_boxes)
+    assert op.image_validator.calls == 3
+
+    rng = np.random.default_rng(7)
+    rng.uniform(0, 1)
+    factor = [rng.uniform(0.5, 1.5) for _ in range(3)][-1]
+    op = RandomScale(prob=1.0, image_validator=_AcceptsNth(3), n_trials_max=3, rng=7)
+    out, boxes = op(image, LABELS)
+    expected, expected_boxes = Scale(factor=factor)(image, LABELS)
+    np.testing.assert_array_equal(out, expected)
+    np.testing.assert_array_equal(boxes, expected_boxes)
+
+
 # ---------------------------------------------------------------- properties
 
 boxes_strategy = st.lists(
