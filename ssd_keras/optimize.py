@@ -108,16 +108,103 @@ def prune_run(
         removed from the pruned layers, ``filters_removed_overall`` over all convolutions),
         ``layers`` (per-layer rows), ``fine_tune_epochs``, ``final_loss``, ``seconds``.
     """
-    from model_optimization import (
-        filter_pruning_report,
-        prune_filters,
-        prune_low_magnitude,
-        sparsity_report,
-        strip_pruning,
-    )
-    from model_optimization.pruning import pruning_wrappers
     from ssd_keras.predict import load_run
 
+    amount, fine_tune_epochs = _check_prune_arguments(method, amount, fine_tune_epochs, train_data)
+    training_kwargs = dict(training_kwargs or {})
+    start = time.perf_counter()
+    out_dir = Path(out_dir)
+    model, config = load_run(run)
+    record = {"method": method, "amount": amount, "source": str(Path(run).resolve())}
+    if config.pruning:
+        record["previous"] = config.pruning
+    if method == "filters":
+        pruned, layer_rows = _prune_filters(model, amount, criterion, record)
+    else:
+        layer_rows = None
+        pruned = _prune_magnitude(
+            model, amount, schedule, fine_tune_epochs, train_data, training_kwargs, record
+        )
+    record["params_before"] = int(model.count_params())
+    # A magnitude-pruned model keeps its shapes (the wrappers' masks are not parameters of
+    # the stripped result); filter pruning makes it smaller.
+    record["params_after"] = int(
+        pruned.count_params() if method == "filters" else record["params_before"]
+    )
+    new_config = dataclasses.replace(config, pruning=record)
+
+    if fine_tune_epochs and verbose:
+        # What was pruned, before the (long) fine-tuning starts.
+        plan = {**record, "fine_tune_epochs": 0, "final_loss": None}
+        plan["layers"] = layer_rows if method == "filters" else None
+        print(format_pruning_report(plan))
+        print(f"fine-tuning {fine_tune_epochs} epoch(s) into {out_dir}")
+    final, final_loss = _write_pruned_run(
+        pruned,
+        new_config,
+        out_dir,
+        fine_tune_epochs,
+        train_data,
+        val_data,
+        train_args,
+        training_kwargs,
+    )
+
+    report = dict(record)
+    report["fine_tune_epochs"] = fine_tune_epochs
+    report["final_loss"] = final_loss
+    if method == "magnitude":
+        report.update(_magnitude_sparsity(final, out_dir))
+    else:
+        report.update(_filter_sparsity(layer_rows))
+    if eval_data is not None:
+        from ssd_keras.evaluate import evaluate, summary
+
+        for key, evaluated in (("map_before", model), ("map_after", final)):
+            result = evaluate(evaluated, config, eval_data, verbose=False)
+            report[key] = float(summary(result)["mAP_11point"])
+    report["seconds"] = time.perf_counter() - start
+    (out_dir / REPORT_FILE).write_text(json.dumps(report, indent=2) + "\n")
+    return report
+
+
+def _write_pruned_run(
+    pruned,
+    config,
+    out_dir: Path,
+    fine_tune_epochs,
+    train_data,
+    val_data,
+    train_args,
+    training_kwargs,
+):
+    """Fine-tunes ``pruned`` into the run folder ``out_dir`` (`ssd_keras.train.train`), or
+    saves it there as it is; returns the final model and the last training loss (or None)."""
+    if not fine_tune_epochs:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        config.save(out_dir)
+        pruned.save(out_dir / "model.keras")
+        return pruned, None
+    import keras
+
+    from ssd_keras.train import train
+
+    result = train(
+        config,
+        train_data,
+        out_dir,
+        epochs=fine_tune_epochs,
+        val_data=val_data,
+        model=pruned,
+        train_args=train_args,
+        **training_kwargs,
+    )
+    final = keras.models.load_model(out_dir / "model.keras", compile=False)
+    return final, float(result.history["loss"][-1])
+
+
+def _check_prune_arguments(method, amount, fine_tune_epochs, train_data) -> tuple[float, int]:
+    """``amount`` and ``fine_tune_epochs`` as numbers; raises ``ValueError`` on a bad one."""
     if method not in METHODS:
         raise ValueError(f"method must be one of {list(METHODS)}, got {method!r}")
     amount = float(amount)
@@ -128,115 +215,81 @@ def prune_run(
         raise ValueError(f"fine_tune_epochs must be >= 0, got {fine_tune_epochs!r}")
     if fine_tune_epochs and train_data is None:
         raise ValueError("fine-tuning (fine_tune_epochs > 0) needs train_data")
-    training_kwargs = dict(training_kwargs or {})
-    start = time.perf_counter()
-    out_dir = Path(out_dir)
-    model, config = load_run(run)
-    record = {"method": method, "amount": amount, "source": str(Path(run).resolve())}
-    if config.pruning:
-        record["previous"] = config.pruning
+    return amount, fine_tune_epochs
 
-    if method == "filters":
-        if criterion is None:
-            has_bn = any(type(layer).__name__ == "BatchNormalization" for layer in model.layers)
-            criterion = "contribution" if has_bn else "l1"
-        pruned = prune_filters(model, amount, criterion=criterion)
-        layer_rows = filter_pruning_report(model, pruned)
-        record["criterion"] = criterion
-    else:
-        if fine_tune_epochs:
-            batch_size = int(training_kwargs.get("batch_size") or 16)
-            steps = training_kwargs.get("steps_per_epoch") or math.ceil(
-                train_data.get_dataset_size() / batch_size
-            )
-            pruning_schedule = magnitude_schedule(amount, fine_tune_epochs * int(steps), schedule)
-            record["schedule"] = pruning_schedule.get_config() | {
-                "class": type(pruning_schedule).__name__
-            }
-            pruned = prune_low_magnitude(model, pruning_schedule)
-        else:
-            from model_optimization import ConstantSparsity
 
-            wrapped = prune_low_magnitude(model, ConstantSparsity(amount, begin_step=0))
-            for wrapper in pruning_wrappers(wrapped):
-                wrapper.update_masks(amount)  # one shot, no training
-            pruned = strip_pruning(wrapped)
-    record["params_before"] = int(model.count_params())
-    # A magnitude-pruned model keeps its shapes (the wrappers' masks are not parameters of
-    # the stripped result); filter pruning makes it smaller.
-    record["params_after"] = int(
-        pruned.count_params() if method == "filters" else record["params_before"]
-    )
-    new_config = dataclasses.replace(config, pruning=record)
+def _prune_filters(model, amount: float, criterion: str | None, record: dict):
+    """The filter-pruned model and its per-layer rows; records the criterion in ``record``."""
+    from model_optimization import filter_pruning_report, prune_filters
 
-    final_loss = None
-    if fine_tune_epochs and verbose:
-        # What was pruned, before the (long) fine-tuning starts.
-        plan = {**record, "fine_tune_epochs": 0, "final_loss": None}
-        plan["layers"] = layer_rows if method == "filters" else None
-        print(format_pruning_report(plan))
-        print(f"fine-tuning {fine_tune_epochs} epoch(s) into {out_dir}")
+    if criterion is None:
+        has_bn = any(type(layer).__name__ == "BatchNormalization" for layer in model.layers)
+        criterion = "contribution" if has_bn else "l1"
+    pruned = prune_filters(model, amount, criterion=criterion)
+    record["criterion"] = criterion
+    return pruned, filter_pruning_report(model, pruned)
+
+
+def _prune_magnitude(
+    model, amount, schedule, fine_tune_epochs, train_data, training_kwargs, record: dict
+):
+    """With fine-tuning: the model wrapped for gradual pruning (its schedule recorded in
+    ``record``); without: pruned once to ``amount`` and stripped."""
+    from model_optimization import ConstantSparsity, prune_low_magnitude, strip_pruning
+    from model_optimization.pruning import pruning_wrappers
+
     if fine_tune_epochs:
-        from ssd_keras.train import train
-
-        result = train(
-            new_config,
-            train_data,
-            out_dir,
-            epochs=fine_tune_epochs,
-            val_data=val_data,
-            model=pruned,
-            train_args=train_args,
-            **training_kwargs,
+        batch_size = int(training_kwargs.get("batch_size") or 16)
+        steps = training_kwargs.get("steps_per_epoch") or math.ceil(
+            train_data.get_dataset_size() / batch_size
         )
-        final_loss = float(result.history["loss"][-1])
-        import keras
+        pruning_schedule = magnitude_schedule(amount, fine_tune_epochs * int(steps), schedule)
+        record["schedule"] = pruning_schedule.get_config() | {
+            "class": type(pruning_schedule).__name__
+        }
+        return prune_low_magnitude(model, pruning_schedule)
+    wrapped = prune_low_magnitude(model, ConstantSparsity(amount, begin_step=0))
+    for wrapper in pruning_wrappers(wrapped):
+        wrapper.update_masks(amount)  # one shot, no training
+    return strip_pruning(wrapped)
 
-        final = keras.models.load_model(out_dir / "model.keras", compile=False)
-    else:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        new_config.save(out_dir)
-        pruned.save(out_dir / "model.keras")
-        final = pruned
 
-    report = dict(record)
-    report["fine_tune_epochs"] = fine_tune_epochs
-    report["final_loss"] = final_loss
-    if method == "magnitude":
-        rows = sparsity_report(final)
-        report["sparsity"] = _kernel_sparsity(rows)
-        report["layers"] = _json_rows(rows)
-        best = out_dir / "model_best.keras"
-        if best.exists():
-            # The best epoch by loss may predate the final sparsity of a gradual schedule;
-            # predict/evaluate prefer model_best.keras, so it must be as sparse as asked.
-            import keras
+def _magnitude_sparsity(final, out_dir: Path) -> dict:
+    """The report's ``sparsity`` and ``layers`` of a magnitude-pruned model; removes a
+    ``model_best.keras`` less sparse than the final model (``removed_model_best``)."""
+    import keras
 
-            best_sparsity = _kernel_sparsity(
-                sparsity_report(keras.models.load_model(best, compile=False))
+    from model_optimization import sparsity_report
+
+    rows = sparsity_report(final)
+    entries = {"sparsity": _kernel_sparsity(rows), "layers": _json_rows(rows)}
+    best = out_dir / "model_best.keras"
+    if best.exists():
+        # The best epoch by loss may predate the final sparsity of a gradual schedule;
+        # predict/evaluate prefer model_best.keras, so it must be as sparse as asked.
+        best_sparsity = _kernel_sparsity(
+            sparsity_report(keras.models.load_model(best, compile=False))
+        )
+        if best_sparsity < entries["sparsity"] - 0.005:
+            best.unlink()
+            entries["removed_model_best"] = (
+                f"its sparsity {best_sparsity:.3f} was below the final {entries['sparsity']:.3f}"
             )
-            if best_sparsity < report["sparsity"] - 0.005:
-                best.unlink()
-                report["removed_model_best"] = (
-                    f"its sparsity {best_sparsity:.3f} was below the final {report['sparsity']:.3f}"
-                )
-    else:
-        # Over the layers that were pruned (the heads keep their width), and over all of them.
-        cut = [r for r in layer_rows[:-1] if r["filters_after"] < r["filters_before"]]
-        before = sum(r["filters_before"] for r in cut)
-        report["sparsity"] = 1 - sum(r["filters_after"] for r in cut) / before if before else 0.0
-        total = layer_rows[-1]
-        report["filters_removed_overall"] = 1 - total["filters_after"] / total["filters_before"]
-        report["layers"] = layer_rows
-    if eval_data is not None:
-        from ssd_keras.evaluate import evaluate, summary
+    return entries
 
-        for key, evaluated in (("map_before", model), ("map_after", final)):
-            result = evaluate(evaluated, config, eval_data, verbose=False)
-            report[key] = float(summary(result)["mAP_11point"])
-    report["seconds"] = time.perf_counter() - start
-    (out_dir / REPORT_FILE).write_text(json.dumps(report, indent=2) + "\n")
-    return report
+
+def _filter_sparsity(layer_rows) -> dict:
+    """The report's ``sparsity``, ``filters_removed_overall`` and ``layers`` of a filter
+    pruning."""
+    # Over the layers that were pruned (the heads keep their width), and over all of them.
+    cut = [r for r in layer_rows[:-1] if r["filters_after"] < r["filters_before"]]
+    before = sum(r["filters_before"] for r in cut)
+    total = layer_rows[-1]
+    return {
+        "sparsity": 1 - sum(r["filters_after"] for r in cut) / before if before else 0.0,
+        "filters_removed_overall": 1 - total["filters_after"] / total["filters_before"],
+        "layers": layer_rows,
+    }
 
 
 def format_pruning_report(report: dict) -> str:
@@ -343,32 +396,16 @@ def export_run(
             without ``overwrite``.
     """
     from model_optimization import export, load_runner
-    from ssd_keras.config import CONFIG_FILE, RunConfig
+    from ssd_keras.config import CONFIG_FILE
+    from ssd_keras.precision import float32_model
     from ssd_keras.predict import load_run
-    from ssd_keras.train import float32_model
 
     out = Path(out)
     model, config = load_run(run)
     model = float32_model(model)  # a --mixed-precision run: exporters have no bfloat16 kernels
     config_dir = out if format == "saved_model" else out.parent
     config_path = config_dir / CONFIG_FILE
-    if out.exists() and not overwrite:
-        raise FileExistsError(f"{out} exists; pass overwrite (--overwrite) to replace it")
-    if config_path.is_file() and format != "saved_model":
-        try:
-            existing = RunConfig.load(config_path).to_json()
-        except ValueError:
-            existing = None
-        if existing != config.to_json() and not overwrite:
-            raise FileExistsError(
-                f"{config_path} holds another run's configuration; export into another folder "
-                "(predict/evaluate read the config.json beside the model) or pass overwrite "
-                "(--overwrite)"
-            )
-    if out.is_dir():
-        if not (out / "saved_model.pb").is_file():
-            raise FileExistsError(f"{out} is a folder but not a SavedModel; not replacing it")
-        shutil.rmtree(out)
+    _clear_export_target(out, config_path, config, format, overwrite)
     representative = None
     if calibration_data is not None:
         representative = calibration_images(calibration_data, config)
@@ -403,3 +440,27 @@ def export_run(
         "max_abs_diff": float(np.max(np.abs(got - expected))),
         "n_check": int(check.shape[0]),
     }
+
+
+def _clear_export_target(out: Path, config_path: Path, config, format: str, overwrite: bool):
+    """Refuses to replace an export, or another run's ``config.json``, without ``overwrite``;
+    removes an old SavedModel folder at ``out``."""
+    from ssd_keras.config import RunConfig
+
+    if out.exists() and not overwrite:
+        raise FileExistsError(f"{out} exists; pass overwrite (--overwrite) to replace it")
+    if config_path.is_file() and format != "saved_model":
+        try:
+            existing = RunConfig.load(config_path).to_json()
+        except ValueError:
+            existing = None
+        if existing != config.to_json() and not overwrite:
+            raise FileExistsError(
+                f"{config_path} holds another run's configuration; export into another folder "
+                "(predict/evaluate read the config.json beside the model) or pass overwrite "
+                "(--overwrite)"
+            )
+    if out.is_dir():
+        if not (out / "saved_model.pb").is_file():
+            raise FileExistsError(f"{out} is a folder but not a SavedModel; not replacing it")
+        shutil.rmtree(out)
