@@ -15,22 +15,6 @@ from ssd_encoder_decoder.anchor_boxes import ANCHOR_CONFIG_KEYS
 MODEL_NAMES = ("ssd7", "ssd300", "ssd512", "ssdlite")
 CONFIG_FILE = "config.json"
 
-# The anchor settings of each model; the encoder gets exactly the same ones as the builder.
-_SSD7 = {
-    "l2_regularization": 0.0005,
-    "scales": [0.08, 0.16, 0.32, 0.64, 0.96],
-    "aspect_ratios_global": [0.5, 1.0, 2.0],
-    "aspect_ratios_per_layer": None,
-    "two_boxes_for_ar1": True,
-    "steps": None,
-    "offsets": None,
-    "clip_boxes": False,
-    "variances": [1.0, 1.0, 1.0, 1.0],
-    "normalize_coords": True,
-    "subtract_mean": 127.5,
-    "divide_by_stddev": 127.5,
-}
-
 # Encoder matching thresholds of the original notebooks: ssd7_training used neg_iou_limit 0.3,
 # ssd300_training 0.5.
 _ENCODER = {
@@ -45,6 +29,9 @@ _DEFAULT_SIZE = {
     "ssd512": (512, 512),
     "ssdlite": (320, 320),
 }
+#: The smallest input side of SSDLite (``keras.applications``' MobileNets refuse smaller;
+#: `models.keras_ssdlite.ssdlite` checks the same bound).
+SSDLITE_MIN_SIDE = 32
 _ANCHOR_KEYS = (
     *ANCHOR_CONFIG_KEYS,
     "clip_boxes",
@@ -74,8 +61,16 @@ def _smallest_feature_map(model: str, side: int) -> int:
 
 
 def min_image_side(model: str) -> int | None:
-    """The smallest input height/width whose feature maps all keep at least one cell (below
-    it Keras fails inside a pooling or convolution layer); None for a model it does not know."""
+    """The smallest input height/width the model can be built for; None for a model it does not
+    know.
+
+    SSD7/SSD300/SSD512: the smallest side whose feature maps all keep at least one cell (below
+    it Keras fails inside a pooling or convolution layer). SSDLite: `SSDLITE_MIN_SIDE`, the
+    minimum of its ``keras.applications`` MobileNet backbone (its ``'same'``-padded stride-2
+    layers keep every feature map at one cell or more for any side).
+    """
+    if model == "ssdlite":
+        return SSDLITE_MIN_SIDE
     if model not in ("ssd7", "ssd300", "ssd512"):
         return None
     return next(n for n in range(1, 4096) if _smallest_feature_map(model, n) >= 1)
@@ -86,10 +81,26 @@ def check_image_size(model: str, image_size) -> None:
     minimum = min_image_side(model)
     if minimum is not None and min(int(v) for v in image_size) < minimum:
         size = " x ".join(str(int(v)) for v in image_size)
+        needs = "its MobileNet backbone" if model == "ssdlite" else "its smallest feature map"
         raise ValueError(
-            f"image size {size} is too small for {model}: its smallest feature map needs at "
+            f"image size {size} is too small for {model}: {needs} needs at "
             f"least {minimum} pixels in height and width"
         )
+
+
+def read_json(path: Path, not_found: str):
+    """The JSON document in the file ``path``.
+
+    Raises:
+        FileNotFoundError: with the message ``not_found`` when there is no such file.
+        ValueError: naming the file when it is not valid JSON.
+    """
+    if not path.is_file():
+        raise FileNotFoundError(not_found)
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as error:
+        raise ValueError(f"{path}: not valid JSON ({error})") from None
 
 
 def run_has_trained(folder) -> bool:
@@ -103,20 +114,17 @@ def run_has_trained(folder) -> bool:
 
 
 def _preset(model: str) -> dict:
+    """The builder arguments of ``model``'s preset (its anchor settings, preprocessing, ...;
+    the encoder gets exactly the same anchors), without ``image_size`` and ``n_classes``."""
     if model == "ssd7":
-        return dict(_SSD7)
-    if model == "ssd300":
-        from models.keras_ssd300 import SSD300_VOC
-
-        preset = dict(SSD300_VOC)
+        from models.keras_ssd7 import SSD7_UDACITY as preset
+    elif model == "ssd300":
+        from models.keras_ssd300 import SSD300_VOC as preset
     elif model == "ssdlite":
-        from models.keras_ssdlite import SSDLITE320_MOBILENETV2
-
-        preset = dict(SSDLITE320_MOBILENETV2)
+        from models.keras_ssdlite import SSDLITE320_MOBILENETV2 as preset
     else:
-        from models.keras_ssd512 import SSD512_VOC
-
-        preset = dict(SSD512_VOC)
+        from models.keras_ssd512 import SSD512_VOC as preset
+    preset = dict(preset)
     preset.pop("image_size")
     preset.pop("n_classes")
     return json.loads(json.dumps(preset))  # tuples -> lists, so the config is JSON as written
@@ -295,12 +303,7 @@ class RunConfig:
         path = Path(path)
         if path.is_dir():
             path = path / CONFIG_FILE
-        if not path.is_file():
-            raise FileNotFoundError(f"no run configuration at {path}")
-        try:
-            data = json.loads(path.read_text())
-        except json.JSONDecodeError as error:
-            raise ValueError(f"{path}: not valid JSON ({error})") from None
+        data = read_json(path, f"no run configuration at {path}")
         optional = {"pruning"}
         missing = [
             f.name for f in dataclasses.fields(cls) if f.name not in data and f.name not in optional

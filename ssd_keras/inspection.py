@@ -29,6 +29,7 @@ from ssd_encoder_decoder.anchor_coverage import (
     fit_anchors,
     model_anchors,
 )
+from ssd_keras.config import read_json
 
 INSPECT_FILE = "inspect.json"
 ANCHORS_FORMAT = "ssd_keras.anchors/1"
@@ -227,12 +228,7 @@ def read_anchors(path, model: str | None = None) -> dict:
         ValueError: naming the file, the field and the value that is wrong.
     """
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"anchors file not found: {path}")
-    try:
-        data = json.loads(path.read_text())
-    except json.JSONDecodeError as error:
-        raise ValueError(f"{path}: not valid JSON ({error})") from None
+    data = read_json(path, f"anchors file not found: {path}")
     if not isinstance(data, dict):
         raise ValueError(f"{path}: expected a JSON object, got {type(data).__name__}")
     for key in ("model", "image_size", "scales", "aspect_ratios_per_layer"):

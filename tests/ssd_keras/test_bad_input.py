@@ -145,6 +145,28 @@ def test_min_image_side_is_the_real_minimum(model, minimum):
         RunConfig.create(model, ["background", "a"], image_size=(minimum - 1, other))
 
 
+def test_min_image_side_of_ssdlite_is_its_backbone_minimum(tiny_shapes, tmp_path, capsys):
+    """SSDLite's MobileNet (``keras.applications``) refuses sides below 32, and at 32 every
+    feature map keeps a cell. `min_image_side` used to return None for SSDLite, so the CLI's
+    ``--image-size`` check let a too small size through to an error that did not name it."""
+    from ssd_keras.config import RunConfig, check_image_size, min_image_side
+
+    assert min_image_side("ssdlite") == 32
+    config = RunConfig.create("ssdlite", ["background", "a"], image_size=(32, 300))
+    _, sizes = config.build_model(return_predictor_sizes=True)
+    assert min(sizes.min(axis=0)) >= 1
+    config.image_size = (31, 300)
+    with pytest.raises(ValueError, match=">= 32"):
+        config.build_model()
+    with pytest.raises(ValueError, match="31 x 300 is too small for ssdlite.* at least 32"):
+        check_image_size("ssdlite", (31, 300))
+    run = tmp_path / "run"
+    argv = ["train", "--data", tiny_shapes["root"], "--epochs", "1", "--out", str(run)]
+    err = _cli_error(argv + ["--model", "ssdlite", "--image-size", "16", "16"], capsys)
+    assert "--image-size" in err and "16 x 16" in err and "at least 32" in err
+    assert not run.exists()
+
+
 def test_resume_of_a_finished_run_says_so_and_rewrites_nothing(trained_run, tiny_shapes, capsys):
     model_file = trained_run / "model.keras"
     before = model_file.stat().st_mtime_ns
