@@ -7,8 +7,8 @@ from hypothesis import strategies as st
 
 from bench import loop_references as reference
 from bounding_box_utils import convert_coordinates, iou
+from ssd_encoder_decoder.nms import suppression_pairs
 from ssd_encoder_decoder.ssd_output_decoder import (
-    _suppression_pairs,
     apply_inverse_transforms,
     decode_boxes,
     decode_detections,
@@ -192,7 +192,7 @@ def test_suppression_pairs_equal_brute_force(seed, threshold):
     matrix = iou(boxes, boxes, coords="corners")
     i, j = np.nonzero(~(matrix <= threshold))
     expected = {(a, b) for a, b in zip(i.tolist(), j.tolist()) if a < b}
-    i, j = _suppression_pairs(boxes, threshold, "half")
+    i, j = suppression_pairs(boxes, threshold, "half")
     assert set(zip(i.tolist(), j.tolist())) == expected
     assert len(i) == len(expected)  # no duplicates
 
@@ -201,7 +201,7 @@ def test_suppression_pairs_with_degenerate_and_non_finite_boxes():
     boxes = np.array(
         [[0, 0, 10, 10], [0, 0, 10, 10], [5, 5, 5, 9], [np.nan, 0, 1, 1], [1, 1, 9, 9.5]]
     )
-    i, j = _suppression_pairs(boxes, 0.45, "half")
+    i, j = suppression_pairs(boxes, 0.45, "half")
     matrix = iou(boxes, boxes, coords="corners")
     a, b = np.nonzero(~(matrix <= 0.45))
     assert set(zip(i.tolist(), j.tolist())) == {(x, y) for x, y in zip(a, b) if x < y}
@@ -230,8 +230,12 @@ def test_decode_detections_equals_the_reference_loop(kind):
     y_pred = make_y_pred(rng, 3, kind)
     kwargs = {"img_height": 200, "img_width": 300}
     for top_k in (50, "all"):
-        got = decode_detections(y_pred, 0.05, 0.45, top_k, **kwargs)
-        expected = reference.decode_detections(y_pred, 0.05, 0.45, top_k, **kwargs)
+        got = decode_detections(
+            y_pred, confidence_thresh=0.05, iou_threshold=0.45, top_k=top_k, **kwargs
+        )
+        expected = reference.decode_detections(
+            y_pred, confidence_thresh=0.05, iou_threshold=0.45, top_k=top_k, **kwargs
+        )
         for a, b in zip(got, expected):
             assert a.dtype == np.float64
             np.testing.assert_array_equal(a, b)
@@ -240,14 +244,15 @@ def test_decode_detections_equals_the_reference_loop(kind):
 def test_decode_detections_fast_equals_a_reference_loop():
     rng = np.random.default_rng(5)
     y_pred = make_y_pred(rng, 2, "peaked")
-    got = decode_detections_fast(y_pred, 0.4, 0.45, "all", img_height=200, img_width=300)
-    expected = reference.decode_detections_fast(y_pred, 0.4, 0.45, "all", 200, 300)
+    kwargs = {"confidence_thresh": 0.4, "img_height": 200, "img_width": 300}
+    got = decode_detections_fast(y_pred, iou_threshold=0.45, top_k="all", **kwargs)
+    expected = reference.decode_detections_fast(y_pred, iou_threshold=0.45, top_k="all", **kwargs)
     for rows, expected_rows in zip(got, expected, strict=True):
         # The reference keeps rows by descending confidence, ties in anchor order, like ours.
         assert len(rows) > 0
         np.testing.assert_array_equal(rows, expected_rows)
     # iou_threshold=0 (falsy) skips NMS, as in the original.
-    no_nms = decode_detections_fast(y_pred, 0.4, 0, "all", img_height=200, img_width=300)
+    no_nms = decode_detections_fast(y_pred, iou_threshold=0, top_k="all", **kwargs)
     assert len(no_nms[0]) >= len(got[0])
 
 
@@ -264,13 +269,13 @@ def test_top_k_shortcut_equals_the_full_solution():
     y_pred[0, :1050, 1] = 0.9 + rng.uniform(0, 0.05, 1050)  # class 1: many near-copies
     y_pred[0, :1050, 6:10] = rng.normal(0, 0.01, (1050, 4))
     y_pred[0, :1050, -8:-4] = [0.5, 0.5, 0.2, 0.2]
-    kwargs = {"img_height": 100, "img_width": 100}
-    full = decode_detections(y_pred, 0.05, 0.45, "all", **kwargs)[0]
+    kwargs = {"iou_threshold": 0.45, "img_height": 100, "img_width": 100}
+    full = decode_detections(y_pred, confidence_thresh=0.05, top_k="all", **kwargs)[0]
     for top_k in (5, 300):
-        cut = decode_detections(y_pred, 0.05, 0.45, top_k, **kwargs)[0]
+        cut = decode_detections(y_pred, confidence_thresh=0.05, top_k=top_k, **kwargs)[0]
         np.testing.assert_array_equal(cut, full[:top_k])
-    fast_all = decode_detections_fast(y_pred, 0.3, 0.45, "all", **kwargs)[0]
-    fast_cut = decode_detections_fast(y_pred, 0.3, 0.45, 3, **kwargs)[0]
+    fast_all = decode_detections_fast(y_pred, confidence_thresh=0.3, top_k="all", **kwargs)[0]
+    fast_cut = decode_detections_fast(y_pred, confidence_thresh=0.3, top_k=3, **kwargs)[0]
     np.testing.assert_array_equal(fast_cut, fast_all[:3])
 
 
@@ -329,11 +334,18 @@ def test_decode_detections_debug_equals_decode_detections_and_the_reference(kind
     y_pred = make_y_pred(rng, 3, kind)
     kwargs = {"img_height": 200, "img_width": 300}
     for top_k in (50, "all"):
-        debug = decode_detections_debug(y_pred, 0.05, 0.45, top_k, **kwargs)
-        _check_debug_rows(debug, decode_detections(y_pred, 0.05, 0.45, top_k, **kwargs), y_pred,
-                          **kwargs)  # fmt: skip
+        debug = decode_detections_debug(
+            y_pred, confidence_thresh=0.05, iou_threshold=0.45, top_k=top_k, **kwargs
+        )
+        decoded = decode_detections(
+            y_pred, confidence_thresh=0.05, iou_threshold=0.45, top_k=top_k, **kwargs
+        )
+        _check_debug_rows(debug, decoded, y_pred, **kwargs)
         for got, expected in zip(
-            debug, reference.decode_detections_debug(y_pred, 0.05, 0.45, top_k, **kwargs)
+            debug,
+            reference.decode_detections_debug(
+                y_pred, confidence_thresh=0.05, iou_threshold=0.45, top_k=top_k, **kwargs
+            ),
         ):
             np.testing.assert_array_equal(got, expected)
 
@@ -360,8 +372,14 @@ def test_get_num_boxes_per_pred_layer_and_get_pred_layers():
     counts = get_num_boxes_per_pred_layer(sizes, ratios, two_boxes_for_ar1=True)
     # 38*38*4, 19*19*6, 10*10*6, 5*5*6, 3*3*4, 1*1*4 (4 or 6 boxes: the ratios plus a second 1)
     assert counts == [5776, 2166, 600, 150, 36, 4] and sum(counts) == 8732
-    encoder = SSDInputEncoder(300, 300, 20, sizes, scales=[0.1, 0.2, 0.37, 0.54, 0.71, 0.88, 1.05],
-                              aspect_ratios_per_layer=ratios)  # fmt: skip
+    encoder = SSDInputEncoder(
+        img_height=300,
+        img_width=300,
+        n_classes=20,
+        predictor_sizes=sizes,
+        scales=[0.1, 0.2, 0.37, 0.54, 0.71, 0.88, 1.05],
+        aspect_ratios_per_layer=ratios,
+    )
     assert counts == [int(np.prod(boxes.shape[:3])) for boxes in encoder.boxes_list]
     # Without ratio 1 there is no second box (the original counted one anyway).
     assert get_num_boxes_per_pred_layer([[4, 4]], [[2.0, 0.5]], True) == [32]
