@@ -34,6 +34,10 @@ class DataValidationError(ValueError):
         self.classes = classes
 
 
+class DatasetError(Exception):
+    """The generator has no dataset, or a dataset file is not what it should be."""
+
+
 class DataWarning(UserWarning):
     """The one summary warning a parser emits about the bad items it fixed or dropped."""
 

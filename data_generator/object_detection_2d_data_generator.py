@@ -38,8 +38,9 @@ from collections.abc import Callable, Iterable, Sequence
 import numpy as np
 from tqdm.auto import tqdm
 
+from data_generator import hdf5_dataset as hdf5_io
 from data_generator import parsers
-from data_generator.data_report import DataReport
+from data_generator.data_report import DataReport, DatasetError
 from data_generator.image_io import ImageReadError, read_image, to_rgb_uint8
 from data_generator.labels import (  # noqa: F401 (re-exported: the original's import paths)
     DEFAULT_LABELS_OUTPUT_FORMAT,
@@ -87,10 +88,6 @@ class DegenerateBatchError(Exception):
     """A batch ended up empty (every item was dropped)."""
 
 
-class DatasetError(Exception):
-    """The generator has no dataset, or a dataset file is not what it should be."""
-
-
 def _accepts(function: Callable, parameter: str) -> bool:
     try:
         return parameter in inspect.signature(function).parameters
@@ -105,6 +102,18 @@ def _as_inverter_list(inverter) -> list:
     if isinstance(inverter, (list, tuple)):
         return list(inverter)
     return [inverter]
+
+
+def _encode(label_encoder, batch_labels, with_matched_anchors: bool) -> tuple:
+    """``(encoded_labels, matched_anchors)`` of a batch (None for what is not computed)."""
+    if label_encoder is None or batch_labels is None:
+        return None, None
+    if not _accepts(label_encoder, "diagnostics"):
+        return label_encoder(batch_labels), None
+    if with_matched_anchors:
+        encoded, matched_anchors = label_encoder(batch_labels, diagnostics=True)
+        return encoded, matched_anchors
+    return label_encoder(batch_labels, diagnostics=False), None
 
 
 def _stack_images(images: list[np.ndarray]) -> np.ndarray:
@@ -320,160 +329,9 @@ class DataGenerator:
 
     # ------------------------------------------------------------------ HDF5
 
-    def create_hdf5_dataset(
-        self,
-        file_path: str = "dataset.h5",
-        resize=False,
-        variable_image_size: bool = True,
-        verbose: bool = True,
-        *,
-        bad_items: str = "drop",
-    ) -> None:
-        """Writes the dataset (images, labels, ids, eval_neutral, filenames) to one HDF5 file.
-
-        Afterwards this generator reads from that file (as if constructed with
-        ``hdf5_dataset_path=file_path``).
-
-        Layout (compatible with the original): datasets ``images`` (vlen uint8, flattened),
-        ``image_shapes`` (n, 3) int32, ``labels`` (vlen float64, flattened; the original used
-        int32), ``label_shapes`` (n, 2), ``image_ids`` (vlen str), ``eval_neutral`` (vlen bool),
-        ``filenames`` (vlen str, new); attributes ``has_labels``, ``has_image_ids``,
-        ``has_eval_neutral``, ``has_filenames``, ``variable_image_size``.
-
-        Args:
-            file_path: the HDF5 file to write.
-            resize: False, or ``(height, width)``: resize every image (bilinear) and scale its
-                labels' coordinates with it (kept as floats).
-            variable_image_size: recorded in the ``variable_image_size`` attribute (False when
-                ``resize`` is given).
-            verbose: show a progress bar.
-            bad_items: ``'drop'`` (default) leaves an unreadable image out of the file (reported);
-                ``'raise'`` raises one `DataValidationError` listing them.
-        """
-        import cv2
-        import h5py
-
-        _check_choice("bad_items", bad_items, BAD_ITEM_POLICIES)
-        if self.dataset_size == 0:
-            raise DatasetError("create_hdf5_dataset: no dataset loaded")
-        if resize and (len(resize) != 2 or min(resize) <= 0):
-            raise ValueError(f"resize must be False or (height, width), got {resize!r}")
-        report = DataReport("create_hdf5_dataset")
-        action = "dropped image" if bad_items == "drop" else "error"
-        file_path = os.fspath(file_path)
-        fmt = self.labels_format
-        size = self.dataset_size
-
-        n_written = 0
-        with h5py.File(file_path, "w") as f:
-            attrs = f.attrs
-            attrs["has_labels"] = self.labels is not None
-            attrs["has_image_ids"] = self.image_ids is not None
-            attrs["has_eval_neutral"] = self.eval_neutral is not None
-            attrs["has_filenames"] = self.filenames is not None
-            attrs["variable_image_size"] = bool(variable_image_size and not resize)
-            h5_images = f.create_dataset(
-                "images", shape=(size,), maxshape=(None,), dtype=h5py.vlen_dtype(np.uint8)
-            )
-            h5_shapes = f.create_dataset(
-                "image_shapes", shape=(size, 3), maxshape=(None, 3), dtype=np.int32
-            )
-            if self.labels is not None:
-                h5_labels = f.create_dataset(
-                    "labels", shape=(size,), maxshape=(None,), dtype=h5py.vlen_dtype(np.float64)
-                )
-                h5_label_shapes = f.create_dataset(
-                    "label_shapes", shape=(size, 2), maxshape=(None, 2), dtype=np.int32
-                )
-            string = h5py.string_dtype()
-            if self.image_ids is not None:
-                h5_ids = f.create_dataset(
-                    "image_ids", shape=(size,), maxshape=(None,), dtype=string
-                )
-            if self.eval_neutral is not None:
-                h5_neutral = f.create_dataset(
-                    "eval_neutral", shape=(size,), maxshape=(None,), dtype=h5py.vlen_dtype(np.bool_)
-                )
-            if self.filenames is not None:
-                h5_filenames = f.create_dataset(
-                    "filenames", shape=(size,), maxshape=(None,), dtype=string
-                )
-
-            for i in tqdm(range(size), desc="Creating HDF5 dataset", disable=not verbose):
-                try:
-                    image = self._load_image(i)
-                except ImageReadError as error:
-                    report.add(self._item_name(i), f"unreadable image ({error})", action)
-                    continue
-                labels = None
-                if self.labels is not None:
-                    labels = labels_array(self.labels[i]).astype(np.float64)
-                if resize:
-                    height, width = image.shape[:2]
-                    image = cv2.resize(
-                        image, (resize[1], resize[0]), interpolation=cv2.INTER_LINEAR
-                    )
-                    if labels is not None and labels.size:
-                        labels[:, [fmt["xmin"], fmt["xmax"]]] *= resize[1] / width
-                        labels[:, [fmt["ymin"], fmt["ymax"]]] *= resize[0] / height
-                j = n_written
-                h5_images[j] = image.reshape(-1)
-                h5_shapes[j] = image.shape
-                if labels is not None:
-                    h5_labels[j] = labels.reshape(-1)
-                    h5_label_shapes[j] = labels.shape
-                if self.image_ids is not None:
-                    h5_ids[j] = str(self.image_ids[i])
-                if self.eval_neutral is not None:
-                    h5_neutral[j] = np.asarray(self.eval_neutral[i], dtype=np.bool_).reshape(-1)
-                if self.filenames is not None:
-                    h5_filenames[j] = os.fspath(self.filenames[i])
-                n_written += 1
-            for dataset in f.values():
-                dataset.resize(n_written, axis=0)
-        if bad_items == "raise" and report:
-            os.remove(file_path)
-            report.raise_errors()
-        report.emit()
-        self.data_report = report
-        self.hdf5_dataset_path = file_path
-        self._hdf5 = None
-        self.load_hdf5_dataset(verbose=verbose)
-
-    def load_hdf5_dataset(self, verbose: bool = True) -> None:
-        """Loads labels, ids, eval_neutral and filenames from ``self.hdf5_dataset_path``.
-
-        Images stay in the file (read per batch) unless ``load_images_into_memory``.
-        """
-        f = self.hdf5_dataset
-        for key in ("images", "image_shapes"):
-            if key not in f:
-                raise DatasetError(f"{self.hdf5_dataset_path}: no {key!r} dataset in the file")
-        self._set_size(len(f["images"]))
-        progress = {"disable": not verbose}
-        self.images = None
-        if self.load_images_into_memory:
-            images, shapes = f["images"], f["image_shapes"][()]
-            self.images = [
-                images[i].reshape(shapes[i])
-                for i in tqdm(range(self.dataset_size), desc="Loading images", **progress)
-            ]
-        self.labels = None
-        if f.attrs.get("has_labels", False):
-            labels, shapes = f["labels"], f["label_shapes"][()]
-            self.labels = [
-                labels_array(labels[i].reshape(shapes[i]))
-                for i in tqdm(range(self.dataset_size), desc="Loading labels", **progress)
-            ]
-        self.image_ids = None
-        if f.attrs.get("has_image_ids", False):
-            self.image_ids = list(f["image_ids"].asstr()[()])
-        self.eval_neutral = None
-        if f.attrs.get("has_eval_neutral", False):
-            self.eval_neutral = [list(map(bool, v)) for v in f["eval_neutral"][()]]
-        self.filenames = None
-        if f.attrs.get("has_filenames", False) and "filenames" in f:
-            self.filenames = list(f["filenames"].asstr()[()])
+    # Writing and reading the HDF5 form live in `data_generator.hdf5_dataset`.
+    create_hdf5_dataset = hdf5_io.create_hdf5_dataset
+    load_hdf5_dataset = hdf5_io.load_hdf5_dataset
 
     # ------------------------------------------------------------------ batches
 
@@ -534,104 +392,116 @@ class DataGenerator:
             A tuple with one entry per option in ``returns``, in `RETURNS_ORDER`.
         """
         returns = set(returns)
-        has_labels = self.labels is not None
-        n = len(batch_indices)
-        images = [self._load_image(i) for i in batch_indices]
-        filenames = None
-        if self.filenames is not None:
-            filenames = [self.filenames[i] for i in batch_indices]
-        labels = [labels_array(self.labels[i]) for i in batch_indices] if has_labels else None
-        ids = [self.image_ids[i] for i in batch_indices] if self.image_ids is not None else None
-        neutral = None
-        if self.eval_neutral is not None:
-            neutral = [np.asarray(self.eval_neutral[i], dtype=bool) for i in batch_indices]
-        original_images = [im.copy() for im in images] if "original_images" in returns else None
-        original_labels = None
-        if "original_labels" in returns and has_labels:
-            original_labels = [y.copy() for y in labels]
+        items = self._load_batch(batch_indices, returns)
         want_inverters = "inverse_transform" in returns
-        inverters = [[] for _ in range(n)]
-
-        keep = []
-        for j in range(n):
-            image = images[j]
-            y = labels[j] if has_labels else None
-            if has_labels and y.shape[0] == 0 and not keep_images_without_gt:
-                continue
-            failed = False
-            for transform in transformations:
-                with_inverter = want_inverters and _accepts(transform, "return_inverter")
-                if has_labels:
-                    if with_inverter:
-                        image, y, inverter = transform(image, y, return_inverter=True)
-                        inverters[j].append(_as_inverter_list(inverter))
-                    else:
-                        image, y = transform(image, y)
-                elif with_inverter:
-                    image, inverter = transform(image, return_inverter=True)
-                    inverters[j].append(_as_inverter_list(inverter))
-                else:
-                    image = transform(image)
-                if image is None:  # e.g. a random patch sampler that found no valid patch
-                    failed = True
-                    break
-            if failed:
-                continue
-            if has_labels:
-                y = labels_array(y, n_columns=len(self.labels_output_format))
-                bad = degenerate_mask(y, self.labels_format)
-                if bad.any():
-                    if degenerate_box_handling == "warn":
-                        warnings.warn(
-                            f"{self._item_name(batch_indices[j])}: {int(bad.sum())} degenerate "
-                            f"box(es) (xmax <= xmin or ymax <= ymin) after the transformations: "
-                            f"{y[bad].tolist()}",
-                            stacklevel=3,
-                        )
-                    elif degenerate_box_handling == "remove":
-                        if neutral is not None and len(neutral[j]) == len(y):
-                            neutral[j] = neutral[j][~bad]
-                        y = y[~bad]
-                        if y.shape[0] == 0 and not keep_images_without_gt:
-                            continue
-                labels[j] = y
-            images[j] = image
-            # last transformation first; a chain's own list is already in application order
-            inverters[j] = [inv for stage in reversed(inverters[j]) for inv in stage]
-            keep.append(j)
-
+        keep = []  # the positions of the items that stay in the batch
+        for j, i in enumerate(batch_indices):
+            kept = self._process_item(
+                items, j, transformations, want_inverters, keep_images_without_gt
+            ) and self._clean_degenerate(
+                items, j, i, degenerate_box_handling, keep_images_without_gt
+            )
+            if kept:
+                keep.append(j)
         if not keep:
             raise DegenerateBatchError(
                 "Every item of this batch was dropped (no boxes, failed transformations or only "
                 f"degenerate boxes): {[self._item_name(i) for i in batch_indices]}"
             )
-
-        def select(values):
-            return None if values is None else [values[j] for j in keep]
-
-        batch_x = _stack_images(select(images))
-        batch_y = select(labels)
-        encoded = matched = None
-        if label_encoder is not None and has_labels:
-            if "matched_anchors" in returns and _accepts(label_encoder, "diagnostics"):
-                encoded, matched = label_encoder(batch_y, diagnostics=True)
-            elif _accepts(label_encoder, "diagnostics"):
-                encoded = label_encoder(batch_y, diagnostics=False)
-            else:
-                encoded = label_encoder(batch_y)
         outputs = {
-            "processed_images": batch_x,
-            "encoded_labels": encoded,
-            "matched_anchors": matched,
-            "processed_labels": batch_y,
-            "filenames": select(filenames),
-            "image_ids": select(ids),
-            "evaluation-neutral": select(neutral),
-            "inverse_transform": select(inverters),
-            "original_images": select(original_images),
-            "original_labels": select(original_labels),
+            key: None if values is None else [values[j] for j in keep]
+            for key, values in items.items()
         }
+        outputs["processed_images"] = _stack_images(outputs["processed_images"])
+        outputs["encoded_labels"], outputs["matched_anchors"] = _encode(
+            label_encoder, outputs["processed_labels"], "matched_anchors" in returns
+        )
         return tuple(outputs[key] for key in RETURNS_ORDER if key in returns)
+
+    def _load_batch(self, batch_indices, returns) -> dict:
+        """The items' images, labels, names, ids and flags, by `RETURNS_ORDER` name (the
+        images and labels as loaded, to be transformed in place)."""
+        has_labels = self.labels is not None
+        images = [self._load_image(i) for i in batch_indices]
+        labels = [labels_array(self.labels[i]) for i in batch_indices] if has_labels else None
+        items = {
+            "processed_images": images,
+            "processed_labels": labels,
+            "filenames": None,
+            "image_ids": None,
+            "evaluation-neutral": None,
+            "inverse_transform": [[] for _ in batch_indices],
+            "original_images": None,
+            "original_labels": None,
+        }
+        if self.filenames is not None:
+            items["filenames"] = [self.filenames[i] for i in batch_indices]
+        if self.image_ids is not None:
+            items["image_ids"] = [self.image_ids[i] for i in batch_indices]
+        if self.eval_neutral is not None:
+            neutral = [np.asarray(self.eval_neutral[i], dtype=bool) for i in batch_indices]
+            items["evaluation-neutral"] = neutral
+        if "original_images" in returns:
+            items["original_images"] = [image.copy() for image in images]
+        if "original_labels" in returns and has_labels:
+            items["original_labels"] = [y.copy() for y in labels]
+        return items
+
+    def _process_item(self, items, j, transformations, want_inverters, keep_without_gt) -> bool:
+        """Passes item ``j`` through the transformations; False when it is dropped (no boxes,
+        or a transformation returned no image)."""
+        image = items["processed_images"][j]
+        labels = items["processed_labels"]
+        y = None if labels is None else labels[j]
+        if y is not None and y.shape[0] == 0 and not keep_without_gt:
+            return False
+        stages = []
+        for transform in transformations:
+            inverter = None
+            if want_inverters and _accepts(transform, "return_inverter"):
+                if y is None:
+                    image, inverter = transform(image, return_inverter=True)
+                else:
+                    image, y, inverter = transform(image, y, return_inverter=True)
+                stages.append(_as_inverter_list(inverter))
+            elif y is None:
+                image = transform(image)
+            else:
+                image, y = transform(image, y)
+            if image is None:  # e.g. a random patch sampler that found no valid patch
+                return False
+        items["processed_images"][j] = image
+        if y is not None:
+            labels[j] = labels_array(y, n_columns=len(self.labels_output_format))
+        # last transformation first; a chain's own list is already in application order
+        items["inverse_transform"][j] = [inv for stage in reversed(stages) for inv in stage]
+        return True
+
+    def _clean_degenerate(self, items, j, index, handling, keep_without_gt) -> bool:
+        """Warns about or removes item ``j``'s degenerate boxes (and their flags); False when
+        removing them leaves no box to keep."""
+        labels = items["processed_labels"]
+        if labels is None:
+            return True
+        y = labels[j]
+        bad = degenerate_mask(y, self.labels_format)
+        if not bad.any():
+            return True
+        if handling == "warn":
+            warnings.warn(
+                f"{self._item_name(index)}: {int(bad.sum())} degenerate "
+                f"box(es) (xmax <= xmin or ymax <= ymin) after the transformations: "
+                f"{y[bad].tolist()}",
+                stacklevel=4,
+            )
+        elif handling == "remove":
+            neutral = items["evaluation-neutral"]
+            if neutral is not None and len(neutral[j]) == len(y):
+                neutral[j] = neutral[j][~bad]
+            labels[j] = y[~bad]
+            if labels[j].shape[0] == 0 and not keep_without_gt:
+                return False
+        return True
 
     def generate(
         self,
