@@ -87,29 +87,39 @@ def evaluate(
     if verbose:
         print(format_table(result))
     if out_dir is not None:
-        out_dir = Path(out_dir)
-        out_dir.mkdir(parents=True, exist_ok=True)
-        (out_dir / "metrics.json").write_text(json.dumps(result, indent=2) + "\n")
-        result["files"] = {"metrics": str(out_dir / "metrics.json")}
-        if plots:
-            from eval_utils.plots import plot_average_precisions, plot_precision_recall_curves
-
-            bars = plot_average_precisions(
-                aps_11,
-                out_dir / "average_precisions.png",
-                class_names=config.classes,
-                mean_average_precision=mean_11,
-            )
-            curves = plot_precision_recall_curves(
-                evaluator.cumulative_precisions,
-                evaluator.cumulative_recalls,
-                out_dir / "pr_curves",
-                class_names=config.classes,
-                average_precisions=aps_all,
-            )
-            result["files"]["ap_chart"] = str(bars)
-            result["files"]["pr_curves"] = [str(p) for p in curves]
+        result["files"] = _write_outputs(
+            result, evaluator, config, Path(out_dir), aps_11, aps_all, mean_11, plots
+        )
     return result
+
+
+def _write_outputs(
+    result: dict, evaluator, config, out_dir: Path, aps_11, aps_all, mean_11, plots: bool
+) -> dict:
+    """Writes ``metrics.json`` (``result`` as it is now) and, with ``plots``, the AP bar chart
+    (11-point APs) and the precision/recall curves (all-point APs); returns their paths."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "metrics.json").write_text(json.dumps(result, indent=2) + "\n")
+    files = {"metrics": str(out_dir / "metrics.json")}
+    if plots:
+        from eval_utils.plots import plot_average_precisions, plot_precision_recall_curves
+
+        bars = plot_average_precisions(
+            aps_11,
+            out_dir / "average_precisions.png",
+            class_names=config.classes,
+            mean_average_precision=mean_11,
+        )
+        curves = plot_precision_recall_curves(
+            evaluator.cumulative_precisions,
+            evaluator.cumulative_recalls,
+            out_dir / "pr_curves",
+            class_names=config.classes,
+            average_precisions=aps_all,
+        )
+        files["ap_chart"] = str(bars)
+        files["pr_curves"] = [str(p) for p in curves]
+    return files
 
 
 def format_table(result: dict) -> str:

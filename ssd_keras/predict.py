@@ -488,7 +488,7 @@ def predict_video(
     if max_frames is not None:
         total = max_frames if total is None else min(total, max_frames)
     out_path.parent.mkdir(parents=True, exist_ok=True)
-    writer, pending = None, []
+    video = _PacedVideo(out_path, camera, source_fps)
     classes = predictor.config.classes
     predictor([np.zeros((predictor.config.img_height, predictor.config.img_width, 3), np.uint8)])
     predictor.reset_timers()
@@ -512,16 +512,7 @@ def predict_video(
             frame_times.append(now - previous)
             previous = now
             draw_fps(drawn, _rate(frame_times), _rate(model_times))
-            if writer is not None:
-                writer.write(drawn)
-            else:
-                pending.append(drawn)
-                # A camera delivers frames as fast as they are processed: its video is written
-                # at the measured rate (over the first frames), so it plays in real time.
-                if not camera or len(pending) >= CAMERA_PACE_FRAMES:
-                    fps = _rate(frame_times) if camera else source_fps
-                    writer = _open_writer(out_path, fps, pending)
-                    pending = []
+            video.write(drawn, frame_times)
             n_frames += 1
             progress.update(1)
     except KeyboardInterrupt:
@@ -531,10 +522,7 @@ def predict_video(
     finally:
         progress.close()
         capture.release()
-        if writer is None and pending:
-            writer = _open_writer(out_path, _rate(frame_times), pending)
-        if writer is not None:
-            writer.release()
+        video.close(frame_times)
     if n_frames == 0:
         raise ValueError(f"{name}: no frame could be read")
     wall = time.perf_counter() - start
@@ -554,6 +542,36 @@ def predict_video(
             f"decoding, batch size 1); wrote {out_path}"
         )
     return result
+
+
+class _PacedVideo:
+    """The annotated video of `predict_video`. A file's frames are written at the source's
+    frame rate from the first one on. A camera delivers frames as fast as they are processed:
+    its first `CAMERA_PACE_FRAMES` frames are held back and the video is written at the rate
+    measured over them (or over all frames of a shorter session), so it plays in real time."""
+
+    def __init__(self, out_path: Path, camera: bool, source_fps: float):
+        self.out_path = out_path
+        self.camera = camera
+        self.source_fps = source_fps
+        self.writer = None
+        self.pending: list = []
+
+    def write(self, frame: np.ndarray, frame_times) -> None:
+        if self.writer is not None:
+            self.writer.write(frame)
+            return
+        self.pending.append(frame)
+        if not self.camera or len(self.pending) >= CAMERA_PACE_FRAMES:
+            fps = _rate(frame_times) if self.camera else self.source_fps
+            self.writer = _open_writer(self.out_path, fps, self.pending)
+            self.pending = []
+
+    def close(self, frame_times) -> None:
+        if self.writer is None and self.pending:
+            self.writer = _open_writer(self.out_path, _rate(frame_times), self.pending)
+        if self.writer is not None:
+            self.writer.release()
 
 
 def _open_writer(out_path: Path, fps: float, frames: list) -> cv2.VideoWriter:

@@ -218,28 +218,13 @@ def export_best(
         ``agree``, ``unmatched`` detections, ``median_ms``, ``spread_ms``; ``error`` when the
         export failed), ``n_check``, ``rounds``, ``load_average``.
     """
-    from ssd_keras.optimize import calibration_images, export_run
-    from ssd_keras.predict import Predictor, load_model, load_run
+    from ssd_keras.predict import Predictor, load_run
 
     run = Path(run)
-    folder = run if run.is_dir() else run.parent
-    model_file = run if run.suffix == ".keras" else _run_model_file(folder)
-    if model_file is None:
-        raise FileNotFoundError(f"{run}: no model_best.keras or model.keras")
-    out_dir = Path(out_dir) if out_dir is not None else folder / "exports"
-    try:
-        out_dir.resolve().relative_to(folder.resolve())
-    except ValueError:
-        raise ValueError(f"out_dir {out_dir} must be inside the run folder {folder}") from None
+    folder, model_file, out_dir = _export_folders(run, out_dir)
     model, config = load_run(run)
-
     source = check_data if check_data is not None else calibration_data
-    if source is not None:
-        images = next(calibration_images(source, config, batch_size=n_check, seed=1))
-    else:
-        shape = (n_check, config.img_height, config.img_width, 3)
-        images = np.random.default_rng(0).integers(0, 256, shape).astype(np.float32)
-    images = [np.asarray(im, dtype=np.uint8) for im in images]
+    images = _check_images(source, config, n_check)
     margin = 0.05
     reference = Predictor(model, config, confidence_thresh=0.5 - margin)(images)
 
@@ -255,19 +240,11 @@ def export_best(
             rows.append(row | {"error": "no calibration data", "agree": False})
             continue
         path = out_dir / name
-        try:
-            export_run(
-                run,
-                path,
-                format=fmt,
-                quantization=quantization,
-                calibration_data=calibration_data,
-                num_calibration_samples=num_calibration_samples,
-                overwrite=True,
-            )
-            runner = load_model(path)[0]
-        except Exception as error:  # a runtime that cannot take this model is skipped
-            rows.append(row | {"error": f"{type(error).__name__}: {error}", "agree": False})
+        runner = _export_candidate(
+            run, path, fmt, quantization, calibration_data, num_calibration_samples, row
+        )
+        if runner is None:
+            rows.append(row)
             continue
         got = Predictor(runner, config, confidence_thresh=0.5 - margin)(images)
         unmatched = sum(detections_agree(r, g, margin=margin) for r, g in zip(reference, got))
@@ -282,13 +259,7 @@ def export_best(
         if verbose:
             print(f"{runtime} {precision}: {unmatched} unmatched detections", flush=True)
 
-    batch = np.asarray(images[:1], dtype=np.float32)
-    times = interleaved_times(runners, batch, rounds)
-    for row in rows:
-        key = f"{row['runtime']}/{row['precision']}"
-        if key in times:
-            row["median_ms"] = round(1000 * statistics.median(times[key]), 3)
-            row["spread_ms"] = round(1000 * (max(times[key]) - min(times[key])), 3)
+    times = _time_candidates(rows, runners, images, rounds)
     agreeing = [r for r in rows if r.get("agree")]
     best = min(agreeing, key=lambda r: r["median_ms"]) if agreeing else None
     keras_ms = round(1000 * statistics.median(times["keras"]), 3)
@@ -309,3 +280,68 @@ def export_best(
         record["chosen"] = None  # no export beats the Keras model itself
     (folder / CHOICE_FILE).write_text(json.dumps(record, indent=2) + "\n")
     return record
+
+
+def _export_folders(run: Path, out_dir) -> tuple[Path, Path, Path]:
+    """The run folder, the model file exported and the exports folder (inside the run
+    folder: the record stores relative paths)."""
+    folder = run if run.is_dir() else run.parent
+    model_file = run if run.suffix == ".keras" else _run_model_file(folder)
+    if model_file is None:
+        raise FileNotFoundError(f"{run}: no model_best.keras or model.keras")
+    out_dir = Path(out_dir) if out_dir is not None else folder / "exports"
+    try:
+        out_dir.resolve().relative_to(folder.resolve())
+    except ValueError:
+        raise ValueError(f"out_dir {out_dir} must be inside the run folder {folder}") from None
+    return folder, model_file, out_dir
+
+
+def _check_images(source, config, n_check: int) -> list[np.ndarray]:
+    """``n_check`` resized uint8 images of the `DataGenerator` ``source`` (seeded random
+    pixels when it is None) on which the exports are compared with the Keras model."""
+    from ssd_keras.optimize import calibration_images
+
+    if source is not None:
+        images = next(calibration_images(source, config, batch_size=n_check, seed=1))
+    else:
+        shape = (n_check, config.img_height, config.img_width, 3)
+        images = np.random.default_rng(0).integers(0, 256, shape).astype(np.float32)
+    return [np.asarray(im, dtype=np.uint8) for im in images]
+
+
+def _export_candidate(
+    run, path: Path, fmt, quantization, calibration_data, num_calibration_samples, row: dict
+):
+    """Exports ``run`` to ``path`` and loads its runner; None (with ``row["error"]`` set) when
+    the runtime cannot take this model."""
+    from ssd_keras.optimize import export_run
+    from ssd_keras.predict import load_model
+
+    try:
+        export_run(
+            run,
+            path,
+            format=fmt,
+            quantization=quantization,
+            calibration_data=calibration_data,
+            num_calibration_samples=num_calibration_samples,
+            overwrite=True,
+        )
+        return load_model(path)[0]
+    except Exception as error:  # a runtime that cannot take this model is skipped
+        row |= {"error": f"{type(error).__name__}: {error}", "agree": False}
+        return None
+
+
+def _time_candidates(rows: list[dict], runners: dict, images, rounds: int) -> dict:
+    """Times every runner on the first image (`interleaved_times`) and adds each row's
+    ``median_ms`` / ``spread_ms``; returns the times."""
+    batch = np.asarray(images[:1], dtype=np.float32)
+    times = interleaved_times(runners, batch, rounds)
+    for row in rows:
+        key = f"{row['runtime']}/{row['precision']}"
+        if key in times:
+            row["median_ms"] = round(1000 * statistics.median(times[key]), 3)
+            row["spread_ms"] = round(1000 * (max(times[key]) - min(times[key])), 3)
+    return times

@@ -294,28 +294,6 @@ def train(
     return TrainResult(model, dict(history.history), out_dir, initial_epoch, paths)
 
 
-def _fit(model, train_set, val_set, out_dir: Path, epochs, callbacks, resume, strategy, verbose):
-    """``model.fit`` from the first epoch or, on resume, from the backup's epoch."""
-    if resume:
-        # BackupAndRestore sets the initial epoch only in on_train_begin; the dataset must know
-        # it before fit builds its iterator (which may fetch batches before on_epoch_begin).
-        metadata = out_dir / BACKUP_DIR / "training_metadata.json"
-        if metadata.is_file():
-            train_set.set_epoch(int(json.loads(metadata.read_text())["epoch"]))
-    # Keras' distribution API (JAX) shards each batch only while its distribution is active.
-    with _scope(strategy):
-        return model.fit(
-            train_set,
-            validation_data=val_set,
-            epochs=int(epochs),
-            # The dataset shuffles itself from (seed, epoch); Keras' own batch-order shuffling
-            # draws from Python's global random state, which a resumed process does not share.
-            shuffle=False,
-            callbacks=callbacks,
-            verbose=verbose,
-        )
-
-
 @dataclasses.dataclass(frozen=True)
 class TrainingRecipe:
     """A run's optimizer, learning-rate schedule, augmentation and loss, with the model's
@@ -547,6 +525,28 @@ def _build_callbacks(
         callbacks.append(keras.callbacks.TensorBoard(log_dir=str(out_dir / "tensorboard")))
     callbacks.append(TrainingBackup(out_dir / BACKUP_DIR, callbacks=callbacks))
     return callbacks
+
+
+def _fit(model, train_set, val_set, out_dir: Path, epochs, callbacks, resume, strategy, verbose):
+    """``model.fit`` from the first epoch or, on resume, from the backup's epoch."""
+    if resume:
+        # BackupAndRestore sets the initial epoch only in on_train_begin; the dataset must know
+        # it before fit builds its iterator (which may fetch batches before on_epoch_begin).
+        metadata = out_dir / BACKUP_DIR / "training_metadata.json"
+        if metadata.is_file():
+            train_set.set_epoch(int(json.loads(metadata.read_text())["epoch"]))
+    # Keras' distribution API (JAX) shards each batch only while its distribution is active.
+    with _scope(strategy):
+        return model.fit(
+            train_set,
+            validation_data=val_set,
+            epochs=int(epochs),
+            # The dataset shuffles itself from (seed, epoch); Keras' own batch-order shuffling
+            # draws from Python's global random state, which a resumed process does not share.
+            shuffle=False,
+            callbacks=callbacks,
+            verbose=verbose,
+        )
 
 
 def _save_results(model: keras.Model, out_dir: Path, pruned: bool) -> dict:
