@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import inspect
+
 import keras
 import numpy as np
 import pytest
@@ -172,9 +174,16 @@ def test_per_item_function_equals_loss_class():
     y_true[0, 3, :3] = [0, 0, 1]
     y_pred = rng.uniform(0.01, 1.0, size=(2, 20, 15)).astype("float32")
     np.testing.assert_allclose(
-        _np(ssd_loss_per_item(y_true, y_pred, 2, 1, 0.5)),
-        _np(SSDLoss(2, 1, 0.5).compute_loss(y_true, y_pred)),
+        _np(ssd_loss_per_item(y_true, y_pred, neg_pos_ratio=2, n_neg_min=1, alpha=0.5)),
+        _np(SSDLoss(neg_pos_ratio=2, n_neg_min=1, alpha=0.5).compute_loss(y_true, y_pred)),
     )
+
+
+def test_positional_arguments_keep_the_original_order():
+    # The original's SSDLoss(neg_pos_ratio=3, n_neg_min=0, alpha=1.0) may be called by position.
+    expected = ["neg_pos_ratio", "n_neg_min", "alpha"]
+    assert list(inspect.signature(SSDLoss).parameters)[:3] == expected
+    assert list(inspect.signature(ssd_loss_per_item).parameters)[2:5] == expected
 
 
 def test_config_round_trip_and_serialization():
