@@ -11,8 +11,7 @@ import numpy as np
 from data_generator.data_augmentation_chain_original_ssd import SSDPhotometricDistortions
 from data_generator.object_detection_2d_geometric_ops import RandomFlip, Resize
 from data_generator.object_detection_2d_image_boxes_validation_utils import (
-    BoxFilter,
-    ImageValidator,
+    box_filter_and_validator,
 )
 from data_generator.object_detection_2d_misc_utils import (
     call_transform,
@@ -87,20 +86,8 @@ class DataAugmentationVariableInputSize:
         self.labels_format = resolve_labels_format(labels_format)
         self.rng = np.random.default_rng(rng)
         self.random_flip = random_flip
-        self.box_filter = BoxFilter(
-            check_overlap=True,
-            check_min_area=True,
-            check_degenerate=True,
-            overlap_criterion=overlap_criterion,
-            overlap_bounds=bounds_box_filter,
-            min_area=16,
-            labels_format=self.labels_format,
-        )
-        self.image_validator = ImageValidator(
-            overlap_criterion=overlap_criterion,
-            bounds=bounds_validator,
-            n_boxes_min=n_boxes_min,
-            labels_format=self.labels_format,
+        self.box_filter, self.image_validator = box_filter_and_validator(
+            overlap_criterion, bounds_box_filter, bounds_validator, n_boxes_min, self.labels_format
         )
         self.photometric = SSDPhotometricDistortions(
             random_brightness=random_brightness,

@@ -275,3 +275,31 @@ def validates(image_validator, labels, boxes_after: Callable[[], np.ndarray], he
     if labels is None or image_validator is None:
         return True
     return bool(image_validator(boxes_after(), height, width))
+
+
+def box_filter_and_validator(
+    overlap_criterion: str,
+    bounds_box_filter: Sequence[float],
+    bounds_validator: Sequence[float],
+    n_boxes_min: int | str,
+    labels_format: Mapping[str, int] | None = None,
+) -> tuple[BoxFilter, ImageValidator]:
+    """The box checks of the constant- and variable-input-size chains: a `BoxFilter` (overlap
+    within ``bounds_box_filter``, an area of at least 16 px, not degenerate) and an
+    `ImageValidator` (``n_boxes_min`` boxes with an overlap within ``bounds_validator``)."""
+    box_filter = BoxFilter(
+        check_overlap=True,
+        check_min_area=True,
+        check_degenerate=True,
+        overlap_criterion=overlap_criterion,
+        overlap_bounds=bounds_box_filter,
+        min_area=16,
+        labels_format=labels_format,
+    )
+    image_validator = ImageValidator(
+        overlap_criterion=overlap_criterion,
+        bounds=bounds_validator,
+        n_boxes_min=n_boxes_min,
+        labels_format=labels_format,
+    )
+    return box_filter, image_validator

@@ -25,31 +25,7 @@ from tqdm.auto import tqdm
 from data_generator.data_report import DataReport, DataValidationError
 from data_generator.image_io import ImageReadError, read_image
 from data_generator.labels import DEFAULT_LABELS_OUTPUT_FORMAT, labels_array, parse_number
-from data_generator.voc_xml import VocObject, VocXmlError, read_voc_xml
-
-VOC_CLASSES = (
-    "background",
-    "aeroplane",
-    "bicycle",
-    "bird",
-    "boat",
-    "bottle",
-    "bus",
-    "car",
-    "cat",
-    "chair",
-    "cow",
-    "diningtable",
-    "dog",
-    "horse",
-    "motorbike",
-    "person",
-    "pottedplant",
-    "sheep",
-    "sofa",
-    "train",
-    "tvmonitor",
-)
+from data_generator.voc_xml import VOC_CLASSES, VocObject, VocXmlError, read_voc_xml
 
 BAD_ITEM_POLICIES = ("drop", "raise")
 OUT_OF_IMAGE_POLICIES = ("clip", "drop", "keep")

@@ -21,6 +21,31 @@ from data_generator.labels import parse_number
 
 BOX_FIELDS = ("xmin", "ymin", "xmax", "ymax")
 
+VOC_CLASSES = (
+    "background",
+    "aeroplane",
+    "bicycle",
+    "bird",
+    "boat",
+    "bottle",
+    "bus",
+    "car",
+    "cat",
+    "chair",
+    "cow",
+    "diningtable",
+    "dog",
+    "horse",
+    "motorbike",
+    "person",
+    "pottedplant",
+    "sheep",
+    "sofa",
+    "train",
+    "tvmonitor",
+)
+"""The Pascal VOC class names, index = class id (0 the background)."""
+
 
 class VocXmlError(ValueError):
     """An annotation file is not well-formed XML."""
