@@ -2,19 +2,7 @@
 
 from __future__ import annotations
 
-import keras
-
-from keras_layers import L2Normalization
-from models.input_preprocessing import add_input_preprocessing
-from models.ssd_common import (
-    anchor_layers,
-    check_common_args,
-    check_image_size,
-    decode_outputs,
-    extra_block,
-    ssd_outputs,
-    vgg16_base,
-)
+from models.ssd_common import BuilderArgs, vgg16_ssd
 
 _ASPECT_RATIOS = (
     (1.0, 2.0, 0.5),
@@ -25,6 +13,13 @@ _ASPECT_RATIOS = (
     (1.0, 2.0, 0.5),
 )
 _STEPS = (8, 16, 32, 64, 100, 300)
+# conv6_2 ... conv9_2 (`models.ssd_common.extra_block`): 19 -> 10 -> 5 -> 3 -> 1 at 300x300.
+_EXTRA_BLOCKS = (
+    {"index": 6, "filters_1": 256, "filters_2": 512, "pad": True},
+    {"index": 7, "filters_1": 128, "filters_2": 256, "pad": True},
+    {"index": 8, "filters_1": 128, "filters_2": 256, "pad": False, "strides": (1, 1)},
+    {"index": 9, "filters_1": 128, "filters_2": 256, "pad": False, "strides": (1, 1)},
+)
 
 #: The original SSD300 Pascal VOC configuration (ssd300_training / ssd300_inference notebooks).
 #: Use as ``ssd_300(**SSD300_VOC)``; override entries with
@@ -130,62 +125,6 @@ def ssd_300(
         >>> model.count_params()
         26285486
     """
-    img_height, img_width, img_channels = check_image_size(image_size)
-    check_common_args(n_classes, mode, l2_regularization, variances)
-    layers = anchor_layers(
-        6,
-        min_scale,
-        max_scale,
-        scales,
-        aspect_ratios_global,
-        aspect_ratios_per_layer,
-        two_boxes_for_ar1,
-        steps,
-        offsets,
-    )
-    l2_reg = l2_regularization
-
-    inputs = keras.Input(shape=(img_height, img_width, img_channels))
-    x = add_input_preprocessing(inputs, subtract_mean, divide_by_stddev, swap_channels)
-    conv4_3, fc7 = vgg16_base(x, l2_reg)
-    conv6_2 = extra_block(fc7, 6, 256, 512, l2_reg, pad=True)
-    conv7_2 = extra_block(conv6_2, 7, 128, 256, l2_reg, pad=True)
-    conv8_2 = extra_block(conv7_2, 8, 128, 256, l2_reg, pad=False, strides=(1, 1))
-    conv9_2 = extra_block(conv8_2, 9, 128, 256, l2_reg, pad=False, strides=(1, 1))
-    conv4_3_norm = L2Normalization(gamma_init=20, name="conv4_3_norm")(conv4_3)
-
-    source_names = ["conv4_3_norm", "fc7", "conv6_2", "conv7_2", "conv8_2", "conv9_2"]
-    predictions, predictor_sizes = ssd_outputs(
-        [conv4_3_norm, fc7, conv6_2, conv7_2, conv8_2, conv9_2],
-        layers,
-        [(f"{s}_mbox_conf", f"{s}_mbox_loc", f"{s}_mbox_priorbox") for s in source_names],
-        ("mbox_conf", "mbox_loc", "mbox_priorbox", "mbox_conf_softmax"),
-        int(n_classes),
-        img_height,
-        img_width,
-        l2_reg,
-        clip_boxes,
-        variances,
-        coords,
-        normalize_coords,
-    )
-    outputs = decode_outputs(
-        predictions,
-        mode,
-        confidence_thresh,
-        iou_threshold,
-        top_k,
-        nms_max_output_size,
-        coords,
-        normalize_coords,
-        img_height,
-        img_width,
-    )
-    model = keras.Model(inputs=inputs, outputs=outputs, name="ssd_300")
-    if backbone_weights is not None:
-        from models.backbones import load_vgg16_fc_reduced
-
-        load_vgg16_fc_reduced(model, backbone_weights)
-    if return_predictor_sizes:
-        return model, predictor_sizes
-    return model
+    args = BuilderArgs.from_locals(6, locals())
+    model, predictor_sizes = vgg16_ssd(args, _EXTRA_BLOCKS, "ssd_300", backbone_weights)
+    return (model, predictor_sizes) if return_predictor_sizes else model

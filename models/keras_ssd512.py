@@ -2,19 +2,7 @@
 
 from __future__ import annotations
 
-import keras
-
-from keras_layers import L2Normalization
-from models.input_preprocessing import add_input_preprocessing
-from models.ssd_common import (
-    anchor_layers,
-    check_common_args,
-    check_image_size,
-    decode_outputs,
-    extra_block,
-    ssd_outputs,
-    vgg16_base,
-)
+from models.ssd_common import BuilderArgs, vgg16_ssd
 
 _ASPECT_RATIOS = (
     (1.0, 2.0, 0.5),
@@ -26,6 +14,22 @@ _ASPECT_RATIOS = (
     (1.0, 2.0, 0.5),
 )
 _STEPS = (8, 16, 32, 64, 128, 256, 512)
+# conv6_2 ... conv10_2 (`models.ssd_common.extra_block`): 32 -> 16 -> 8 -> 4 -> 2 -> 1 at
+# 512x512; conv10_2 is a 4x4 valid convolution.
+_EXTRA_BLOCKS = (
+    {"index": 6, "filters_1": 256, "filters_2": 512, "pad": True},
+    {"index": 7, "filters_1": 128, "filters_2": 256, "pad": True},
+    {"index": 8, "filters_1": 128, "filters_2": 256, "pad": True},
+    {"index": 9, "filters_1": 128, "filters_2": 256, "pad": True},
+    {
+        "index": 10,
+        "filters_1": 128,
+        "filters_2": 256,
+        "pad": True,
+        "strides": (1, 1),
+        "kernel_size": (4, 4),
+    },
+)
 
 #: The original SSD512 Pascal VOC configuration (ssd512_inference notebook).
 #: Use as ``ssd_512(**SSD512_VOC)``; override entries with
@@ -91,110 +95,26 @@ def ssd_512(
     27,188,676 parameters.
 
     Args:
-        image_size: ``(height, width, channels)`` of the input.
-        n_classes: number of object classes, without the background class (20 for VOC).
-        mode: ``'training'`` (raw predictions), ``'inference'`` (adds `DecodeDetections`) or
-            ``'inference_fast'`` (adds `DecodeDetectionsFast`).
-        l2_regularization: L2 weight decay on all convolution kernels.
+        image_size, n_classes, mode, l2_regularization, aspect_ratios_global,
+        two_boxes_for_ar1, clip_boxes, variances, coords, normalize_coords, subtract_mean,
+        divide_by_stddev, swap_channels, confidence_thresh, iou_threshold, top_k,
+        nms_max_output_size, return_predictor_sizes, backbone_weights: as in
+            `models.keras_ssd300.ssd_300`.
         min_scale, max_scale: anchor scales ``linspace(min, max, 8)`` when ``scales`` is None.
         scales: 8 anchor scales (fractions of ``min(height, width)``), the last one only for the
             second ratio-1 box of the last predictor.
-        aspect_ratios_global: aspect ratios of every predictor layer (if ``_per_layer`` is None).
         aspect_ratios_per_layer: 7 lists of aspect ratios, one per predictor layer.
-        two_boxes_for_ar1: whether aspect ratio 1 gets a second, larger box.
         steps: 7 anchor strides in pixels (a number or an ``(h, w)`` pair each), or None.
         offsets: 7 offsets of the first anchor centre, in steps, or None (0.5).
-        clip_boxes: clip the anchors to the image.
-        variances: 4 positive numbers that divide the encoded offsets.
-        coords: box format of the model's anchors: ``'centroids'``, ``'minmax'`` or ``'corners'``.
-        normalize_coords: anchors relative to the image size instead of in pixels.
-        subtract_mean: a number or per-channel list subtracted from the input, or None.
-        divide_by_stddev: a number or per-channel list dividing the input, or None.
-        swap_channels: a channel permutation applied to the input (``[2, 1, 0]``: RGB -> BGR for
-            the ported Caffe weights), or None / False.
-        confidence_thresh, iou_threshold, top_k, nms_max_output_size: decoder settings for the
-            inference modes.
-        return_predictor_sizes: also return the predictor feature-map sizes (for
-            `SSDInputEncoder`).
-        backbone_weights: None (random initialisation), ``'imagenet'`` or the path of a
-            ``keras.applications.VGG16(include_top=True)`` weights file: ``conv1_1`` ...
-            ``fc7`` are set from the ImageNet VGG16 the way the SSD authors made
-            ``VGG_ILSVRC_16_layers_fc_reduced`` (`models.backbones.vgg16_fc_reduced`).
-            ``'imagenet'`` makes ``keras.applications`` download the file on first use (needs
-            internet). The weights expect Caffe preprocessing (BGR minus the ImageNet mean),
-            which the default ``subtract_mean``/``swap_channels`` give.
 
     Returns:
-        The `keras.Model` (and, with ``return_predictor_sizes``, a ``(7, 2)`` numpy array of
-        ``(fh, fw)``). Input ``(batch, height, width, channels)`` with pixel values; output in
-        training mode ``(batch, n_anchors, n_classes + 1 + 12)`` = softmax class scores | 4
-        offsets | 4 anchor coords | 4 variances; in the inference modes ``(batch, top_k, 6)`` =
-        ``[class_id, confidence, xmin, ymin, xmax, ymax]`` in pixels.
+        As `models.keras_ssd300.ssd_300`, with a ``(7, 2)`` array of predictor sizes.
 
     Example:
         >>> model = ssd_512(**SSD512_VOC)
         >>> model.count_params()
         27188676
     """
-    img_height, img_width, img_channels = check_image_size(image_size)
-    check_common_args(n_classes, mode, l2_regularization, variances)
-    layers = anchor_layers(
-        7,
-        min_scale,
-        max_scale,
-        scales,
-        aspect_ratios_global,
-        aspect_ratios_per_layer,
-        two_boxes_for_ar1,
-        steps,
-        offsets,
-    )
-    l2_reg = l2_regularization
-
-    inputs = keras.Input(shape=(img_height, img_width, img_channels))
-    x = add_input_preprocessing(inputs, subtract_mean, divide_by_stddev, swap_channels)
-    conv4_3, fc7 = vgg16_base(x, l2_reg)
-    conv6_2 = extra_block(fc7, 6, 256, 512, l2_reg, pad=True)
-    conv7_2 = extra_block(conv6_2, 7, 128, 256, l2_reg, pad=True)
-    conv8_2 = extra_block(conv7_2, 8, 128, 256, l2_reg, pad=True)
-    conv9_2 = extra_block(conv8_2, 9, 128, 256, l2_reg, pad=True)
-    conv10_2 = extra_block(
-        conv9_2, 10, 128, 256, l2_reg, pad=True, strides=(1, 1), kernel_size=(4, 4)
-    )
-    conv4_3_norm = L2Normalization(gamma_init=20, name="conv4_3_norm")(conv4_3)
-
-    source_names = ["conv4_3_norm", "fc7", "conv6_2", "conv7_2", "conv8_2", "conv9_2", "conv10_2"]
-    predictions, predictor_sizes = ssd_outputs(
-        [conv4_3_norm, fc7, conv6_2, conv7_2, conv8_2, conv9_2, conv10_2],
-        layers,
-        [(f"{s}_mbox_conf", f"{s}_mbox_loc", f"{s}_mbox_priorbox") for s in source_names],
-        ("mbox_conf", "mbox_loc", "mbox_priorbox", "mbox_conf_softmax"),
-        int(n_classes),
-        img_height,
-        img_width,
-        l2_reg,
-        clip_boxes,
-        variances,
-        coords,
-        normalize_coords,
-    )
-    outputs = decode_outputs(
-        predictions,
-        mode,
-        confidence_thresh,
-        iou_threshold,
-        top_k,
-        nms_max_output_size,
-        coords,
-        normalize_coords,
-        img_height,
-        img_width,
-    )
-    model = keras.Model(inputs=inputs, outputs=outputs, name="ssd_512")
-    if backbone_weights is not None:
-        from models.backbones import load_vgg16_fc_reduced
-
-        load_vgg16_fc_reduced(model, backbone_weights)
-    if return_predictor_sizes:
-        return model, predictor_sizes
-    return model
+    args = BuilderArgs.from_locals(7, locals())
+    model, predictor_sizes = vgg16_ssd(args, _EXTRA_BLOCKS, "ssd_512", backbone_weights)
+    return (model, predictor_sizes) if return_predictor_sizes else model

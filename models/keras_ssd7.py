@@ -1,22 +1,16 @@
 """SSD7: a small 7-layer SSD, trainable from scratch, with the original ssd_keras API and names.
 
-It is also the template for SSDs on other base networks: build a feature extractor, pick the
-feature maps that carry predictors, and hand them to `models.ssd_common.ssd_outputs`.
+It is also the template for SSDs on other base networks: take the shared arguments as a
+`models.ssd_common.BuilderArgs`, build a feature extractor on its preprocessed input, pick the
+feature maps that carry predictors, and hand them to `BuilderArgs.model` (or, below it,
+`models.ssd_common.ssd_outputs`).
 """
 
 from __future__ import annotations
 
 import keras
 
-from models.input_preprocessing import add_input_preprocessing
-from models.ssd_common import (
-    anchor_layers,
-    check_common_args,
-    check_image_size,
-    conv2d,
-    decode_outputs,
-    ssd_outputs,
-)
+from models.ssd_common import BuilderArgs, conv2d
 
 #: The configuration of the original ssd7_training notebook (Udacity traffic data, 5 classes).
 #: Use as ``build_model(**SSD7_UDACITY)``; override with ``build_model(**{**SSD7_UDACITY, ...})``.
@@ -99,60 +93,24 @@ def build_model(
         >>> model.count_params()
         213904
     """
-    img_height, img_width, img_channels = check_image_size(image_size)
-    check_common_args(n_classes, mode, l2_regularization, variances)
-    layers = anchor_layers(
-        4,
-        min_scale,
-        max_scale,
-        scales,
-        aspect_ratios_global,
-        aspect_ratios_per_layer,
-        two_boxes_for_ar1,
-        steps,
-        offsets,
-    )
-    l2_reg = l2_regularization
-
-    inputs = keras.Input(shape=(img_height, img_width, img_channels))
-    x = add_input_preprocessing(inputs, subtract_mean, divide_by_stddev, swap_channels)
+    args = BuilderArgs.from_locals(4, locals())
+    inputs, x = args.preprocessed_input()
     blocks = []
     for i, filters in enumerate(_FILTERS, start=1):
         kernel = (5, 5) if i == 1 else (3, 3)
-        x = conv2d(filters, kernel, f"conv{i}", l2_reg, strides=(1, 1), padding="same")(x)
+        conv = conv2d(filters, kernel, f"conv{i}", l2_regularization, padding="same")
+        x = conv(x)
         x = keras.layers.BatchNormalization(axis=3, momentum=0.99, name=f"bn{i}")(x)
         x = keras.layers.ELU(name=f"elu{i}")(x)
         blocks.append(x)
         if i < len(_FILTERS):
             x = keras.layers.MaxPooling2D(pool_size=(2, 2), name=f"pool{i}")(x)
 
-    predictions, predictor_sizes = ssd_outputs(
+    model, predictor_sizes = args.model(
+        inputs,
         blocks[3:],
-        layers,
         [(f"classes{i}", f"boxes{i}", f"anchors{i}") for i in range(4, 8)],
         ("classes_concat", "boxes_concat", "anchors_concat", "classes_softmax"),
-        int(n_classes),
-        img_height,
-        img_width,
-        l2_reg,
-        clip_boxes,
-        variances,
-        coords,
-        normalize_coords,
+        name="ssd7",
     )
-    outputs = decode_outputs(
-        predictions,
-        mode,
-        confidence_thresh,
-        iou_threshold,
-        top_k,
-        nms_max_output_size,
-        coords,
-        normalize_coords,
-        img_height,
-        img_width,
-    )
-    model = keras.Model(inputs=inputs, outputs=outputs, name="ssd7")
-    if return_predictor_sizes:
-        return model, predictor_sizes
-    return model
+    return (model, predictor_sizes) if return_predictor_sizes else model

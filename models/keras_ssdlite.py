@@ -27,14 +27,12 @@ from __future__ import annotations
 import keras
 
 from models.backbones import BACKBONES, load_mobilenet_weights, mobilenet_features
-from models.input_preprocessing import add_input_preprocessing
 from models.ssd_common import (
-    anchor_layers,
-    check_common_args,
+    MBOX_CONCAT_NAMES,
+    BuilderArgs,
     check_image_size,
     conv2d,
-    decode_outputs,
-    ssd_outputs,
+    mbox_names,
 )
 
 _ASPECT_RATIOS = tuple((1.0, 2.0, 0.5, 3.0, 1.0 / 3.0) for _ in range(6))
@@ -199,62 +197,26 @@ def ssdlite(
         raise ValueError(f"backbone must be one of {list(BACKBONES)}, got {backbone!r}")
     if not alpha > 0:
         raise ValueError(f"alpha must be > 0, got {alpha!r}")
-    check_common_args(n_classes, mode, l2_regularization, variances)
-    layers = anchor_layers(
-        6,
-        min_scale,
-        max_scale,
-        None if scales is None else list(scales),
-        aspect_ratios_global,
-        aspect_ratios_per_layer,
-        two_boxes_for_ar1,
-        steps,
-        offsets,
-    )
-    l2_reg = l2_regularization
-
-    inputs = keras.Input(shape=(img_height, img_width, img_channels))
-    x = add_input_preprocessing(inputs, subtract_mean, divide_by_stddev, swap_channels)
+    args = BuilderArgs.from_locals(6, locals())
+    inputs, x = args.preprocessed_input()
     stride16, stride32 = mobilenet_features(x, backbone, float(alpha))
     sources = [stride16, stride32]
     x = stride32
     for index, filters in enumerate(_EXTRA_FILTERS, start=1):
-        x = _extra_block(x, index, max(16, int(filters * alpha)), l2_reg)
+        x = _extra_block(x, index, max(16, int(filters * alpha)), l2_regularization)
         sources.append(x)
 
-    predictions, predictor_sizes = ssd_outputs(
+    model, predictor_sizes = args.model(
+        inputs,
         sources,
-        layers,
-        [(f"{s}_mbox_conf", f"{s}_mbox_loc", f"{s}_mbox_priorbox") for s in SOURCE_NAMES],
-        ("mbox_conf", "mbox_loc", "mbox_priorbox", "mbox_conf_softmax"),
-        int(n_classes),
-        img_height,
-        img_width,
-        l2_reg,
-        clip_boxes,
-        variances,
-        coords,
-        normalize_coords,
-        head=_ssdlite_head(l2_reg),
+        mbox_names(SOURCE_NAMES),
+        MBOX_CONCAT_NAMES,
+        name=f"ssdlite_{backbone}",
+        head=_ssdlite_head(l2_regularization),
     )
-    outputs = decode_outputs(
-        predictions,
-        mode,
-        confidence_thresh,
-        iou_threshold,
-        top_k,
-        nms_max_output_size,
-        coords,
-        normalize_coords,
-        img_height,
-        img_width,
-    )
-    model = keras.Model(inputs=inputs, outputs=outputs, name=f"ssdlite_{backbone}")
     for layer in model.layers:
         if isinstance(layer, keras.layers.BatchNormalization):
             layer.momentum = float(batch_norm_momentum)
     if backbone_weights is not None:
         load_mobilenet_weights(model, backbone, float(alpha), backbone_weights)
-    if return_predictor_sizes:
-        return model, predictor_sizes
-    return model
+    return (model, predictor_sizes) if return_predictor_sizes else model

@@ -1,5 +1,6 @@
-"""Pieces shared by the SSD300, SSD512 and SSD7 builders: argument checks, the reduced VGG16 base,
-the predictor heads and the output stage.
+"""Pieces shared by the SSD300, SSD512, SSD7 and SSDLite builders: the arguments they all take
+(`BuilderArgs`: checks, anchors, preprocessed input, output stage and decoder), the reduced VGG16
+base with its extra layers, the predictor heads and the output stage.
 
 Anchor parameters (scales, aspect ratios, boxes per cell, steps, offsets) come from
 `ssd_encoder_decoder.anchor_boxes.resolve_anchor_config`, the same function the input encoder uses,
@@ -8,13 +9,19 @@ so the model's heads and the encoder cannot disagree about the number of anchors
 
 from __future__ import annotations
 
+import dataclasses
+
 import keras
 import numpy as np
 
-from keras_layers import AnchorBoxes
+from keras_layers import AnchorBoxes, L2Normalization
+from models.input_preprocessing import add_input_preprocessing
 from ssd_encoder_decoder.anchor_boxes import PredictorLayerAnchors, resolve_anchor_config
 
 MODES = ("training", "inference", "inference_fast")
+#: Layer names of the output stage of SSD300, SSD512 and SSDLite: the class, box and anchor
+#: concatenations and the softmax (see `ssd_outputs`).
+MBOX_CONCAT_NAMES = ("mbox_conf", "mbox_loc", "mbox_priorbox", "mbox_conf_softmax")
 
 
 def check_image_size(image_size) -> tuple[int, int, int]:
@@ -114,6 +121,45 @@ def vgg16_base(x, l2_reg):
     )(x)
     fc7 = conv2d(1024, (1, 1), "fc7", l2_reg, activation="relu", padding="same")(x)
     return conv4_3, fc7
+
+
+def vgg16_ssd(args, extra_blocks, name, backbone_weights):
+    """SSD300/SSD512 without their arguments: the reduced VGG16, extra layers, heads on conv4_3
+    (through ``conv4_3_norm``, an L2Normalization with gamma 20), fc7 and the extra layers.
+
+    Args:
+        args: the builder's `BuilderArgs`.
+        extra_blocks: one dict of `extra_block` keyword arguments (besides ``x`` and ``l2_reg``)
+            per extra layer, in order; each takes the previous one's output.
+        name: the model's name.
+        backbone_weights: None, ``'imagenet'`` or a VGG16 weights file
+            (`models.backbones.load_vgg16_fc_reduced`).
+
+    Returns:
+        ``(model, predictor_sizes)`` as `BuilderArgs.model`.
+    """
+    inputs, x = args.preprocessed_input()
+    conv4_3, fc7 = vgg16_base(x, args.l2_regularization)
+    extras = [fc7]
+    for block in extra_blocks:
+        extras.append(extra_block(extras[-1], l2_reg=args.l2_regularization, **block))
+    # Created after the extra layers, as in the original.
+    conv4_3_norm = L2Normalization(gamma_init=20, name="conv4_3_norm")(conv4_3)
+    source_names = ["conv4_3_norm", "fc7"] + [f"conv{block['index']}_2" for block in extra_blocks]
+    model, predictor_sizes = args.model(
+        inputs, [conv4_3_norm, *extras], mbox_names(source_names), MBOX_CONCAT_NAMES, name=name
+    )
+    if backbone_weights is not None:
+        from models.backbones import load_vgg16_fc_reduced
+
+        load_vgg16_fc_reduced(model, backbone_weights)
+    return model, predictor_sizes
+
+
+def mbox_names(source_names):
+    """``(conf, loc, anchors)`` layer names per predictor source: ``<source>_mbox_conf``,
+    ``<source>_mbox_loc``, ``<source>_mbox_priorbox`` (SSD300, SSD512, SSDLite)."""
+    return [(f"{s}_mbox_conf", f"{s}_mbox_loc", f"{s}_mbox_priorbox") for s in source_names]
 
 
 def extra_block(x, index, filters_1, filters_2, l2_reg, pad, strides=(2, 2), kernel_size=(3, 3)):
@@ -256,3 +302,114 @@ def decode_outputs(
         img_width=img_width,
         name="decoded_predictions",
     )(predictions)
+
+
+@dataclasses.dataclass
+class BuilderArgs:
+    """The keyword arguments every SSD builder takes, checked, and the steps that use them.
+
+    The fields mean what `models.keras_ssd300.ssd_300` documents. A builder makes one with
+    `from_locals` from its own arguments, then calls `preprocessed_input`, builds its feature
+    maps, and hands them to `model` (heads, anchors, output stage and decoder). Checking happens
+    on creation, in the original order: ``image_size``, the common arguments, then the anchors.
+    """
+
+    n_predictor_layers: int
+    image_size: tuple
+    n_classes: int
+    mode: str
+    l2_regularization: float
+    min_scale: float | None
+    max_scale: float | None
+    scales: object
+    aspect_ratios_global: object
+    aspect_ratios_per_layer: object
+    two_boxes_for_ar1: bool
+    steps: object
+    offsets: object
+    clip_boxes: bool
+    variances: object
+    coords: str
+    normalize_coords: bool
+    subtract_mean: object
+    divide_by_stddev: object
+    swap_channels: object
+    confidence_thresh: float
+    iou_threshold: float
+    top_k: int
+    nms_max_output_size: int
+    # Derived on creation: the checked input size and one `PredictorLayerAnchors` per layer.
+    img_height: int = dataclasses.field(init=False)
+    img_width: int = dataclasses.field(init=False)
+    img_channels: int = dataclasses.field(init=False)
+    layers: list = dataclasses.field(init=False)
+
+    def __post_init__(self):
+        self.img_height, self.img_width, self.img_channels = check_image_size(self.image_size)
+        check_common_args(self.n_classes, self.mode, self.l2_regularization, self.variances)
+        self.layers = anchor_layers(
+            self.n_predictor_layers,
+            self.min_scale,
+            self.max_scale,
+            self.scales,
+            self.aspect_ratios_global,
+            self.aspect_ratios_per_layer,
+            self.two_boxes_for_ar1,
+            self.steps,
+            self.offsets,
+        )
+
+    @classmethod
+    def from_locals(cls, n_predictor_layers, arguments) -> BuilderArgs:
+        """The shared arguments out of a builder's ``locals()`` (its own keyword arguments)."""
+        names = [f.name for f in dataclasses.fields(cls) if f.init][1:]
+        return cls(n_predictor_layers, **{name: arguments[name] for name in names})
+
+    def preprocessed_input(self):
+        """``(inputs, x)``: the model's `keras.Input` and it after `add_input_preprocessing`."""
+        inputs = keras.Input(shape=(self.img_height, self.img_width, self.img_channels))
+        x = add_input_preprocessing(
+            inputs, self.subtract_mean, self.divide_by_stddev, self.swap_channels
+        )
+        return inputs, x
+
+    def model(self, inputs, sources, head_names, concat_names, name, head=None):
+        """The `keras.Model` from ``inputs`` to the output of ``mode``, and the predictor sizes.
+
+        Args:
+            inputs: from `preprocessed_input`.
+            sources, head_names, concat_names, head: as in `ssd_outputs`.
+            name: the model's name.
+
+        Returns:
+            ``(model, predictor_sizes)``; ``predictor_sizes`` is the ``(n_sources, 2)`` numpy
+            array of feature-map sizes.
+        """
+        predictions, predictor_sizes = ssd_outputs(
+            sources,
+            self.layers,
+            head_names,
+            concat_names,
+            int(self.n_classes),
+            self.img_height,
+            self.img_width,
+            self.l2_regularization,
+            self.clip_boxes,
+            self.variances,
+            self.coords,
+            self.normalize_coords,
+            head=head,
+        )
+        outputs = decode_outputs(
+            predictions,
+            self.mode,
+            self.confidence_thresh,
+            self.iou_threshold,
+            self.top_k,
+            self.nms_max_output_size,
+            self.coords,
+            self.normalize_coords,
+            self.img_height,
+            self.img_width,
+        )
+        return keras.Model(inputs=inputs, outputs=outputs, name=name), predictor_sizes
