@@ -247,7 +247,7 @@ def test_bug15_verbose_false_matches_every_prediction():
     # Three objects, three correct detections. The original, with verbose=False, looped over
     # range(len(predictions.shape)) == range(1): TP [1, 0, 0] and AP 1/3 (11-point 4/11).
     labels = [np.array([[1, 0, 0, 10, 10], [1, 20, 20, 30, 30], [1, 40, 40, 50, 50]])]
-    evaluator = Evaluator(None, 1, _Dataset(labels, ["a"]))
+    evaluator = Evaluator(model=None, n_classes=1, data_generator=_Dataset(labels, ["a"]))
     evaluator.prediction_results = [
         [],
         [("a", 0.9, 0, 0, 10, 10), ("a", 0.8, 20, 20, 30, 30), ("a", 0.7, 40, 40, 50, 50)],
@@ -261,7 +261,7 @@ def test_bug16_class_without_predictions_does_not_shift_later_classes(capsys):
     # appended no cumulative arrays for class 1, so class 2's landed at index 1 and
     # compute_precision_recall raised IndexError for class 2.
     labels = [np.array([[1, 0, 0, 10, 10], [2, 20, 20, 30, 30]])]
-    evaluator = Evaluator(None, 2, _Dataset(labels, ["a"]))
+    evaluator = Evaluator(model=None, n_classes=2, data_generator=_Dataset(labels, ["a"]))
     evaluator.prediction_results = [[], [], [("a", 0.9, 20, 20, 30, 30)]]
     for mode in ("sample", "integrate"):
         mean_ap = _run_steps(evaluator, mode=mode, verbose=True)
@@ -273,7 +273,7 @@ def test_bug16_class_without_predictions_does_not_shift_later_classes(capsys):
 
 def test_bug17_integrate_mode_counts_the_area_from_recall_zero():
     labels = [np.array([[1, 0, 0, 10, 10]])]
-    evaluator = Evaluator(None, 1, _Dataset(labels, ["a"]))
+    evaluator = Evaluator(model=None, n_classes=1, data_generator=_Dataset(labels, ["a"]))
     evaluator.prediction_results = [[], [("a", 0.9, 0, 0, 10, 10)]]
     # The original's "integrate" gave 0.0 for this perfect detection.
     assert _run_steps(evaluator, mode="integrate") == 1.0
@@ -281,7 +281,7 @@ def test_bug17_integrate_mode_counts_the_area_from_recall_zero():
 
 def test_evaluator_reports_class_without_ground_truth_and_excludes_it():
     labels = [np.array([[1, 0, 0, 10, 10]])]
-    evaluator = Evaluator(None, 2, _Dataset(labels, ["a"]))
+    evaluator = Evaluator(model=None, n_classes=2, data_generator=_Dataset(labels, ["a"]))
     evaluator.prediction_results = [[], [("a", 0.9, 0, 0, 10, 10)], [("a", 0.8, 0, 0, 10, 10)]]
     with pytest.warns(UserWarning, match=r"classes \[2\] have no ground-truth"):
         assert _run_steps(evaluator) == 1.0
@@ -290,7 +290,9 @@ def test_evaluator_reports_class_without_ground_truth_and_excludes_it():
 
 
 def test_evaluator_steps_need_their_inputs():
-    evaluator = Evaluator(None, 1, _Dataset([np.zeros((0, 5))], ["a"]))
+    evaluator = Evaluator(
+        model=None, n_classes=1, data_generator=_Dataset([np.zeros((0, 5))], ["a"])
+    )
     with pytest.raises(ValueError, match="predict_on_dataset"):
         evaluator.match_predictions()
     with pytest.raises(ValueError, match="match_predictions"):
@@ -300,9 +302,11 @@ def test_evaluator_steps_need_their_inputs():
     with pytest.raises(ValueError, match="compute_average_precisions"):
         evaluator.compute_mean_average_precision()
     with pytest.raises(ValueError, match="model_mode"):
-        Evaluator(None, 1, _Dataset([], []), model_mode="eval")
+        Evaluator(model=None, n_classes=1, data_generator=_Dataset([], []), model_mode="eval")
     with pytest.raises(ValueError, match="no ground truth"):
-        Evaluator(None, 1, _Dataset(None, None)).get_num_gt_per_class()
+        Evaluator(
+            model=None, n_classes=1, data_generator=_Dataset(None, None)
+        ).get_num_gt_per_class()
 
 
 # ---------------------------------------------------------------------------------------------

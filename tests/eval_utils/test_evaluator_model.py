@@ -301,7 +301,10 @@ def test_evaluator_training_mode_decodes_with_the_given_settings(standins):
     images, labels, neutral, detections, sizes, ids = _synthetic_dataset(seed=1)
     generator = FakeDataGenerator(images, labels, ids, neutral)
     evaluator = Evaluator(
-        OracleModel(detections, sizes, 50, 50), 3, generator, model_mode="training"
+        model=OracleModel(detections, sizes, 50, 50),
+        n_classes=3,
+        data_generator=generator,
+        model_mode="training",
     )
     with pytest.warns(UserWarning, match=r"classes \[2\] have no ground-truth"):
         mean_ap = evaluator(
@@ -355,7 +358,9 @@ def test_predict_on_dataset_rounds_and_fills_missing_image_ids(standins, capsys,
     images = [np.zeros((40, 40, 3), np.uint8)]
     detections = [np.array([[1, 0.123456, 10.04, 10.06, 20.0, 20.0]])]
     generator = FakeDataGenerator(images, [np.array([[1, 10, 10, 20, 20]])], None)
-    evaluator = Evaluator(OracleModel(detections, [(40, 40)], 40, 40), 1, generator)
+    evaluator = Evaluator(
+        model=OracleModel(detections, [(40, 40)], 40, 40), n_classes=1, data_generator=generator
+    )
     results = evaluator.predict_on_dataset(40, 40, 2, round_confidences=3, verbose=True, ret=True)
     assert generator.image_ids == [0]  # as the original: positions become ids
     assert results == [[], [(0, 0.123, 10.0, 10.1, 20.0, 20.0)]]
@@ -370,7 +375,9 @@ def test_predict_on_dataset_rejects_out_of_range_classes(standins):
     generator = FakeDataGenerator([np.zeros((10, 10, 3), np.uint8)], [np.zeros((0, 5))], ["a"])
     model = OracleModel([np.array([[4, 0.5, 1, 1, 5, 5]])], [(10, 10)], 10, 10)
     with pytest.raises(ValueError, match="class id 4 for image 'a'"):
-        Evaluator(model, 3, generator).predict_on_dataset(10, 10, 1, verbose=False)
+        Evaluator(model=model, n_classes=3, data_generator=generator).predict_on_dataset(
+            10, 10, 1, verbose=False
+        )
 
 
 def test_pad_to_aspect_ratio_pads_bottom_right_and_inverts_to_identity():

@@ -120,7 +120,7 @@ def test_voc_results_round_trip_and_file_format(tmp_path):
 
 
 def test_evaluator_write_predictions_to_txt_uses_class_ids_without_names(tmp_path, capsys):
-    evaluator = Evaluator(None, 2, data_generator=None)
+    evaluator = Evaluator(model=None, n_classes=2, data_generator=None)
     with pytest.raises(ValueError, match="predict_on_dataset"):
         evaluator.write_predictions_to_txt(out_file_prefix=str(tmp_path / "r_"))
     evaluator.prediction_results = [[], [("x", 0.9, 1, 2, 3, 4)], []]
