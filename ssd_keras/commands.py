@@ -20,9 +20,9 @@ from ssd_keras.run_folder import (
     check_train_out,
     dataset_from_run,
     fine_tuning_train_args,
+    folder_of_run,
     read_train_args,
     resolve_train_args,
-    run_folder,
     with_recipe,
 )
 
@@ -385,14 +385,14 @@ def cmd_predict(args) -> int:
 
 def _source_validation_data(run: Path):
     """The source run's VOC validation split (from its train_args.json), or None."""
-    saved = read_train_args(run_folder(run)) or {}
+    saved = read_train_args(folder_of_run(run)) or {}
     if not (saved.get("data") and saved.get("val_split")):
         print("no validation split in the source run's train_args.json: mAP not compared")
         return None
     from ssd_keras import data
     from ssd_keras.config import RunConfig
 
-    classes = RunConfig.load(run_folder(run)).classes
+    classes = RunConfig.load(folder_of_run(run)).classes
     return data.load_voc(saved["data"], saved["val_split"], classes)
 
 
@@ -401,7 +401,7 @@ def _check_prune_args(args, run: Path, out: Path) -> str | None:
     dataset kind (None without --fine-tune-epochs)."""
     if not run.exists():
         raise CLIError(f"--run: not found: {run}")
-    if out.resolve() == run_folder(run).resolve():
+    if out.resolve() == folder_of_run(run).resolve():
         raise CLIError(f"--out: {out} is the source run's folder; choose a new folder")
     kind = None
     if args.fine_tune_epochs > 0:
@@ -543,7 +543,7 @@ def _export_best(args, run: Path) -> int:
 
     config = load_run(run)[1]
     dataset = load_dataset(args, kind, default_classes=config.classes)[0]
-    folder = run_folder(run)
+    folder = folder_of_run(run)
     record = export_best(
         run, args.out, calibration_data=dataset, num_calibration_samples=args.num_calibration
     )

@@ -76,7 +76,7 @@ BACKUP_WEIGHTS = "backup/latest.weights.h5"
 BACKUP_METADATA = "backup/training_metadata.json"
 
 
-def run_folder(run) -> Path:
+def folder_of_run(run) -> Path:
     """The folder of a run given as its folder or as a model file inside it."""
     run = Path(run)
     return run if run.is_dir() else run.parent
@@ -229,7 +229,7 @@ def dataset_from_run(args, run_path: Path, what: str) -> None:
     """Without dataset options, take the source run's training data from its train_args.json."""
     if dataset_given(args):
         return
-    saved = read_train_args(run_folder(run_path))
+    saved = read_train_args(folder_of_run(run_path))
     if saved is None or not any(saved.get(k) for k in ("data", "csv", "coco")):
         raise CLIError(
             f"{what} needs a dataset (--data DIR, --csv FILE or --coco FILE); {run_path} has no "
@@ -248,7 +248,7 @@ def fine_tuning_train_args(args, run: Path, config) -> dict:
     e.g. its batch size, optimizer, learning rate and augmentation. The options not given are
     set on ``args`` from the source run's train_args.json and the record.
     """
-    source_args = read_train_args(run_folder(run)) or {}
+    source_args = read_train_args(folder_of_run(run)) or {}
     for key in SOURCE_RECIPE_KEYS:
         if getattr(args, key, None) is None and source_args.get(key) is not None:
             setattr(args, key, source_args[key])

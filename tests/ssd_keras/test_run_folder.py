@@ -22,11 +22,11 @@ from ssd_keras.run_folder import (
     dataset_from_run,
     fine_tuning_train_args,
     finished_epochs,
+    folder_of_run,
     merge_train_args,
     normalised,
     read_train_args,
     resolve_train_args,
-    run_folder,
 )
 
 
@@ -218,7 +218,7 @@ def test_dataset_comes_from_the_source_runs_train_args(tmp_path):
     run = _touch(tmp_path / "run", "config.json", "model.keras")
     saved = {**TRAIN_DEFAULTS, "data": "/data/voc", "val_split": "val", "classes": "bg,a"}
     (run / TRAIN_ARGS_FILE).write_text(json.dumps(saved))
-    assert run_folder(run / "model.keras") == run_folder(run) == run
+    assert folder_of_run(run / "model.keras") == folder_of_run(run) == run
     args = _dataset_args(split="trainval")  # given: kept
     dataset_from_run(args, run / "model.keras", "--fine-tune-epochs")
     assert (args.data, args.split, args.val_split, args.classes) == (
