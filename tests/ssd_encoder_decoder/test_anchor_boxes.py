@@ -99,16 +99,9 @@ def test_first_ssd300_anchors_by_hand():
     # Boxes: ar 1 -> 0.1*300 = 30 px; extra ar 1 -> sqrt(0.1*0.2)*300 = 42.43 px;
     # ar 2 -> 30*sqrt(2) x 30/sqrt(2); ar 0.5 -> the transpose.
     anchors = generate_anchor_boxes_for_layer(
-        img_height=300,
-        img_width=300,
-        feature_map_size=(38, 38),
-        this_scale=0.1,
-        next_scale=0.2,
-        aspect_ratios=[1.0, 2.0, 0.5],
-        two_boxes_for_ar1=True,
-        this_steps=8,
-        this_offsets=0.5,
-    )
+        img_height=300, img_width=300, feature_map_size=(38, 38), this_scale=0.1, next_scale=0.2,
+        aspect_ratios=[1.0, 2.0, 0.5], two_boxes_for_ar1=True, this_steps=8, this_offsets=0.5,
+    )  # fmt: skip
     c = 4 / 300
     expected = [
         [c, c, 0.1, 0.1],
@@ -133,11 +126,7 @@ def test_steps_and_offsets_accept_pairs_and_numpy_numbers():
             np.testing.assert_array_equal(got, base)
     # Separate (h, w) steps: rows 20 px apart, columns 40 px apart, first centres at 0.25 of a step.
     pixels = generate_anchor_boxes_for_layer(
-        img_height=300,
-        img_width=480,
-        feature_map_size=(3, 4),
-        this_scale=0.2,
-        next_scale=0.3,
+        **dict(layer, feature_map_size=(3, 4)),
         this_steps=(20, 40),
         this_offsets=(0.25, 0.25),
         normalize_coords=False,
@@ -149,13 +138,9 @@ def test_steps_and_offsets_accept_pairs_and_numpy_numbers():
 def test_default_steps_follow_the_feature_map():
     # SSD7's 37x60 map at 300x480: step 300/37 in y, 8 in x.
     pixels = generate_anchor_boxes_for_layer(
-        img_height=300,
-        img_width=480,
-        feature_map_size=(37, 60),
-        this_scale=0.08,
-        next_scale=0.16,
+        img_height=300, img_width=480, feature_map_size=(37, 60), this_scale=0.08, next_scale=0.16,
         normalize_coords=False,
-    )
+    )  # fmt: skip
     np.testing.assert_allclose(pixels[1, 0, 0, 1] - pixels[0, 0, 0, 1], 300 / 37)
     np.testing.assert_allclose(pixels[0, 1, 0, 0] - pixels[0, 0, 0, 0], 8.0)
 
@@ -174,15 +159,9 @@ def test_output_formats_are_conversions_of_centroids(coords):
 
 def test_clip_boxes_keeps_every_corner_inside_the_image():
     layer = dict(
-        img_height=300,
-        img_width=400,
-        feature_map_size=(3, 3),
-        this_scale=0.9,
-        next_scale=1.0,
-        aspect_ratios=[1.0, 2.0, 0.5],
-        normalize_coords=False,
-        coords="corners",
-    )
+        img_height=300, img_width=400, feature_map_size=(3, 3), this_scale=0.9, next_scale=1.0,
+        aspect_ratios=[1.0, 2.0, 0.5], normalize_coords=False, coords="corners",
+    )  # fmt: skip
     corners = generate_anchor_boxes_for_layer(**layer, clip_boxes=True)
     assert corners[..., [0, 2]].min() >= 0 and corners[..., [0, 2]].max() <= 399
     assert corners[..., [1, 3]].min() >= 0 and corners[..., [1, 3]].max() <= 299
