@@ -24,6 +24,69 @@ def _new_tensor(shape, init: str, mean: float, stddev: float, dtype, rng: np.ran
     raise ValueError(f"init entries must be one of {list(INITIALIZERS)}, got {init!r}")
 
 
+def _check_arguments(tensors, sampling_instructions, axes, init) -> list[str]:
+    """ValueErrors naming the argument of `sample_tensors`; returns ``init`` with its default."""
+    first = tensors[0]
+    if (
+        not isinstance(sampling_instructions, (list, tuple))
+        or len(sampling_instructions) != first.ndim
+    ):
+        raise ValueError(
+            "sampling_instructions must be a list with one entry per axis of the first tensor "
+            f"(shape {first.shape}), got {sampling_instructions!r}"
+        )
+    if init is None:
+        init = ["gaussian"] * len(tensors)
+    if len(init) != len(tensors):
+        raise ValueError(f"init must have one entry per tensor ({len(tensors)}), got {init!r}")
+    if len(tensors) > 1:
+        if axes is None or len(axes) != len(tensors) - 1:
+            raise ValueError(
+                f"axes must have one entry for each tensor after the first ({len(tensors) - 1}), "
+                f"got {axes!r}"
+            )
+        for j, (tensor, tensor_axes) in enumerate(zip(tensors[1:], axes), start=1):
+            if len(tensor_axes) != tensor.ndim or any(
+                not 0 <= a < first.ndim or tensor.shape[k] != first.shape[a]
+                for k, a in enumerate(tensor_axes)
+            ):
+                raise ValueError(
+                    f"axes[{j - 1}] = {list(tensor_axes)} does not map weights_list[{j}] "
+                    f"(shape {tensor.shape}) onto axes of the first tensor (shape {first.shape})"
+                )
+    return init
+
+
+def _axis_selection(axis: int, instruction, length: int, rng: np.random.Generator):
+    """One axis's ``(source indices, target indices, new length)`` for ``instruction``."""
+    if isinstance(instruction, (list, tuple, np.ndarray)):
+        indices = np.asarray(instruction, dtype=np.int64)
+        if indices.ndim != 1 or (
+            indices.size and (indices.min() < -length or indices.max() >= length)
+        ):
+            raise ValueError(
+                f"sampling_instructions[{axis}] holds indices outside axis {axis} of length "
+                f"{length}: {list(instruction)}"
+            )
+        return indices, np.arange(len(indices)), len(indices)
+    if not isinstance(instruction, (int, np.integer)) or isinstance(instruction, bool):
+        raise ValueError(
+            f"sampling_instructions[{axis}] must be an int or a list of indices, "
+            f"got {instruction!r}"
+        )
+    n = int(instruction)
+    if n <= 0:
+        raise ValueError(f"sampling_instructions[{axis}] must be positive, got {n}")
+    if n == length:
+        return np.arange(n), np.arange(n), n
+    if n < length:
+        # Index 0 (the background class of a classifier) always stays.
+        rest = np.sort(rng.choice(np.arange(1, length), n - 1, replace=False))
+        return np.concatenate([[0], rest]).astype(np.int64), np.arange(n), n
+    rest = np.sort(rng.choice(np.arange(1, n), length - 1, replace=False))
+    return np.arange(length), np.concatenate([[0], rest]).astype(np.int64), n
+
+
 def sample_tensors(
     weights_list: Sequence[np.ndarray],
     sampling_instructions: Sequence,
@@ -73,71 +136,15 @@ def sample_tensors(
         raise ValueError("weights_list is empty")
     tensors = [np.asarray(w) for w in weights_list]
     first = tensors[0]
-    if (
-        not isinstance(sampling_instructions, (list, tuple))
-        or len(sampling_instructions) != first.ndim
-    ):
-        raise ValueError(
-            "sampling_instructions must be a list with one entry per axis of the first tensor "
-            f"(shape {first.shape}), got {sampling_instructions!r}"
-        )
-    if init is None:
-        init = ["gaussian"] * len(tensors)
-    if len(init) != len(tensors):
-        raise ValueError(f"init must have one entry per tensor ({len(tensors)}), got {init!r}")
-    if len(tensors) > 1:
-        if axes is None or len(axes) != len(tensors) - 1:
-            raise ValueError(
-                f"axes must have one entry for each tensor after the first ({len(tensors) - 1}), "
-                f"got {axes!r}"
-            )
-        for j, (tensor, tensor_axes) in enumerate(zip(tensors[1:], axes), start=1):
-            if len(tensor_axes) != tensor.ndim or any(
-                not 0 <= a < first.ndim or tensor.shape[k] != first.shape[a]
-                for k, a in enumerate(tensor_axes)
-            ):
-                raise ValueError(
-                    f"axes[{j - 1}] = {list(tensor_axes)} does not map weights_list[{j}] "
-                    f"(shape {tensor.shape}) onto axes of the first tensor (shape {first.shape})"
-                )
+    init = _check_arguments(tensors, sampling_instructions, axes, init)
     rng = np.random.default_rng(rng)
-
+    # Per axis of the first tensor: where the kept elements come from and go to, the new length.
     source_index, target_index, out_shape = [], [], []
     for axis, instruction in enumerate(sampling_instructions):
-        length = first.shape[axis]
-        if isinstance(instruction, (list, tuple, np.ndarray)):
-            indices = np.asarray(instruction, dtype=np.int64)
-            if indices.ndim != 1 or (
-                indices.size and (indices.min() < -length or indices.max() >= length)
-            ):
-                raise ValueError(
-                    f"sampling_instructions[{axis}] holds indices outside axis {axis} of length "
-                    f"{length}: {list(instruction)}"
-                )
-            source_index.append(indices)
-            target_index.append(np.arange(len(indices)))
-            out_shape.append(len(indices))
-        elif isinstance(instruction, (int, np.integer)) and not isinstance(instruction, bool):
-            n = int(instruction)
-            if n <= 0:
-                raise ValueError(f"sampling_instructions[{axis}] must be positive, got {n}")
-            out_shape.append(n)
-            if n == length:
-                source_index.append(np.arange(n))
-                target_index.append(np.arange(n))
-            elif n < length:
-                rest = np.sort(rng.choice(np.arange(1, length), n - 1, replace=False))
-                source_index.append(np.concatenate([[0], rest]).astype(np.int64))
-                target_index.append(np.arange(n))
-            else:
-                rest = np.sort(rng.choice(np.arange(1, n), length - 1, replace=False))
-                source_index.append(np.arange(length))
-                target_index.append(np.concatenate([[0], rest]).astype(np.int64))
-        else:
-            raise ValueError(
-                f"sampling_instructions[{axis}] must be an int or a list of indices, "
-                f"got {instruction!r}"
-            )
+        source, target, n = _axis_selection(axis, instruction, first.shape[axis], rng)
+        source_index.append(source)
+        target_index.append(target)
+        out_shape.append(n)
 
     outputs = []
     for j, tensor in enumerate(tensors):

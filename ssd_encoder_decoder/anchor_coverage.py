@@ -360,6 +360,100 @@ def _data_guess(shapes, layers, size: float, rng) -> tuple[list, list] | None:
     return [round(float(v), _DECIMALS) for v in scales], ratios
 
 
+class _Objective:
+    """What `fit_anchors` maximises, on the boxes' shapes (`best_iou_by_shape`, fast).
+
+    Candidates are points ``theta``: the log of every scale, then the log of every free aspect
+    ratio (`_free_positions`). The key compares bucket floors first (no COCO size bucket may cover
+    fewer boxes than the starting anchors), then the fraction of boxes matched, then, as a
+    tie-break, the mean best IoU.
+    """
+
+    def __init__(self, boxes, img_height, img_width, predictor_sizes, layers, threshold, start):
+        self.boxes = boxes
+        self.buckets = bucket_of((boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1]))
+        self.img_height, self.img_width = img_height, img_width
+        self.predictor_sizes = predictor_sizes
+        self.layers = layers
+        self.threshold = threshold
+        self.start_scales, self.start_ratios = start
+        self.free = _free_positions(layers)
+        _, self.start_per_bucket, _ = self.measure(*start)
+
+    def measure(self, scales, ratios):
+        """``(fraction matched, matched per size bucket, mean best IoU)``."""
+        best = best_iou_by_shape(
+            self.boxes,
+            self.img_height,
+            self.img_width,
+            self.predictor_sizes,
+            _with(self.layers, scales, ratios),
+        )
+        hit = best >= self.threshold
+        per_bucket = np.bincount(self.buckets, weights=hit, minlength=len(SIZE_BUCKETS))
+        return hit.mean(), per_bucket, best.mean()
+
+    def key(self, scales, ratios):
+        fraction, per_bucket, mean_iou = self.measure(scales, ratios)
+        deficit = np.maximum(self.start_per_bucket - per_bucket, 0).sum()
+        return (-deficit, fraction + 1e-3 * mean_iou)
+
+    def pack(self, scales, ratios) -> np.ndarray:
+        return np.log(np.array(scales + [ratios[i][j] for i, j in self.free], dtype=np.float64))
+
+    def unpack(self, theta):
+        n_scales = len(self.start_scales)
+        scales = [round(float(np.exp(v)), _DECIMALS) for v in theta[:n_scales]]
+        ratios = [list(r) for r in self.start_ratios]
+        for (i, j), v in zip(self.free, theta[n_scales:]):
+            ratios[i][j] = round(float(np.exp(v)), _DECIMALS)
+        return scales, ratios
+
+    def allowed(self, scales, ratios) -> bool:
+        # Finer feature maps keep the smaller anchors (the layout SSD's heads are built for);
+        # a layer's own scale is at most 1 (`AnchorBoxes` refuses more), the last value only
+        # sizes the last layer's second ratio-1 box.
+        if min(scales) <= 0 or max(scales[:-1]) > 1.0:
+            return False
+        if any(a > b for a, b in zip(scales, scales[1:])):
+            return False
+        # The budget: a free ratio reaching exactly 1.0 would add a box (two_boxes_for_ar1).
+        return all(ratios[i][j] != 1.0 for i, j in self.free)
+
+
+def _coordinate_search(objective: _Objective, scales, ratios, max_evaluations, progress):
+    """Greedy coordinate search in log space from ``(scales, ratios)``, step sizes `_LOG_STEPS`.
+
+    Returns:
+        ``((scales, ratios), key, evaluations)`` of the best point found.
+    """
+    theta = objective.pack(scales, ratios)
+    best_key = objective.key(*objective.unpack(theta))
+    evaluations = 1
+    steps = _LOG_STEPS
+    if progress:
+        from tqdm import tqdm
+
+        steps = tqdm(steps, desc="anchor search", unit="step size")
+    for step in steps:
+        improved = True
+        while improved and evaluations < max_evaluations:
+            improved = False
+            for index in range(len(theta)):
+                for sign in (1.0, -1.0):
+                    candidate = theta.copy()
+                    candidate[index] += sign * step
+                    values = objective.unpack(candidate)
+                    if not objective.allowed(*values):
+                        continue
+                    evaluations += 1
+                    candidate_key = objective.key(*values)
+                    if candidate_key > best_key:
+                        theta, best_key, improved = candidate, candidate_key, True
+                        break
+    return objective.unpack(theta), best_key, evaluations
+
+
 def fit_anchors(
     boxes: np.ndarray,
     box_image: np.ndarray,
@@ -399,86 +493,32 @@ def fit_anchors(
     boxes, box_image = boxes[valid], np.asarray(box_image).reshape(-1)[valid]
     if len(boxes) == 0:
         raise ValueError("fit_anchors needs at least one box of positive width and height")
-    areas = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
-    buckets = bucket_of(areas)
-    size = float(min(img_height, img_width))
     start_scales = [layer.this_scale for layer in layers] + [layers[-1].next_scale]
     start_ratios = [list(layer.aspect_ratios) for layer in layers]
-    free = _free_positions(layers)
-
-    def measure(scales, ratios):
-        best = best_iou_by_shape(
-            boxes, img_height, img_width, predictor_sizes, _with(layers, scales, ratios)
-        )
-        hit = best >= threshold
-        per_bucket = np.bincount(buckets, weights=hit, minlength=len(SIZE_BUCKETS))
-        return hit.mean(), per_bucket, best.mean()
-
-    _, start_per_bucket, _ = measure(start_scales, start_ratios)
-
-    def key(scales, ratios):
-        fraction, per_bucket, mean_iou = measure(scales, ratios)
-        deficit = np.maximum(start_per_bucket - per_bucket, 0).sum()
-        # Bucket floors first, then boxes matched, then (as a tie-break) the mean best IoU.
-        return (-deficit, fraction + 1e-3 * mean_iou)
-
-    def unpack(theta):
-        scales = [round(float(np.exp(v)), _DECIMALS) for v in theta[: len(start_scales)]]
-        ratios = [list(r) for r in start_ratios]
-        for (i, j), v in zip(free, theta[len(start_scales) :]):
-            ratios[i][j] = round(float(np.exp(v)), _DECIMALS)
-        return scales, ratios
-
-    def allowed(scales, ratios):
-        # Finer feature maps keep the smaller anchors (the layout SSD's heads are built for);
-        # a layer's own scale is at most 1 (`AnchorBoxes` refuses more), the last value only
-        # sizes the last layer's second ratio-1 box.
-        if min(scales) <= 0 or max(scales[:-1]) > 1.0:
-            return False
-        if any(a > b for a, b in zip(scales, scales[1:])):
-            return False
-        # The budget: a free ratio reaching exactly 1.0 would add a box (two_boxes_for_ar1).
-        return all(ratios[i][j] != 1.0 for i, j in free)
-
-    def search(scales, ratios):
-        theta = np.log(np.array(scales + [ratios[i][j] for i, j in free], dtype=np.float64))
-        best_key = key(*unpack(theta))
-        evaluations = 1
-        steps = _LOG_STEPS
-        if progress:
-            from tqdm import tqdm
-
-            steps = tqdm(steps, desc="anchor search", unit="step size")
-        for step in steps:
-            improved = True
-            while improved and evaluations < max_evaluations:
-                improved = False
-                for index in range(len(theta)):
-                    for sign in (1.0, -1.0):
-                        candidate = theta.copy()
-                        candidate[index] += sign * step
-                        values = unpack(candidate)
-                        if not allowed(*values):
-                            continue
-                        evaluations += 1
-                        candidate_key = key(*values)
-                        if candidate_key > best_key:
-                            theta, best_key, improved = candidate, candidate_key, True
-                            break
-        return unpack(theta), best_key, evaluations
+    objective = _Objective(
+        boxes,
+        img_height,
+        img_width,
+        predictor_sizes,
+        layers,
+        threshold,
+        (start_scales, start_ratios),
+    )
 
     rng = np.random.default_rng(seed)
     shapes = np.stack([boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]], axis=1)
     starts = [(start_scales, start_ratios)]
-    guess = _data_guess(shapes, layers, size, rng)
+    guess = _data_guess(shapes, layers, float(min(img_height, img_width)), rng)
     if guess is not None:
         starts.append(guess)
     results, evaluations = [], 0
     for scales, ratios in starts:
-        values, result_key, n = search(list(scales), [list(r) for r in ratios])
+        values, result_key, n = _coordinate_search(
+            objective, list(scales), [list(r) for r in ratios], max_evaluations, progress
+        )
         results.append((result_key, values))
         evaluations += n
-    best_key, (scales, ratios) = max(results, key=lambda item: item[0])
+    _, (scales, ratios) = max(results, key=lambda item: item[0])
 
     def exact(scales, ratios):
         anchors = model_anchors(
@@ -488,6 +528,7 @@ def fit_anchors(
 
     start_coverage = exact(start_scales, start_ratios)
     coverage = exact(scales, ratios)
+    buckets = objective.buckets
     start_hits = np.bincount(buckets, weights=start_coverage.matched, minlength=len(SIZE_BUCKETS))
     hits = np.bincount(buckets, weights=coverage.matched, minlength=len(SIZE_BUCKETS))
     improved = bool((hits >= start_hits).all() and hits.sum() > start_hits.sum())
