@@ -277,23 +277,15 @@ def greedy_nms_top_k(
     slots = ops.arange(top_k, dtype="int32")
     group_ids = ops.arange(n_groups, dtype="int32")
     chunk_positions = ops.arange(chunk, dtype="int32")
-
     flat_positions = ops.arange(n_candidates, dtype="int32")[None, :]
 
     def not_done(start, last_key, last_index, rows, row_groups, filled, n_kept, group_counts):
         return ops.any(ops.logical_and(n_kept < top_k, start < n_valid))
 
     def step(start, last_key, last_index, rows, row_groups, filled, n_kept, group_counts):
-        # The next chunk of candidates in (decreasing score, increasing index) order: the best of
-        # those after the last one visited. A partial top-k per step is much cheaper than sorting
-        # all candidates (175k for SSD300 VOC), and one step is usually enough.
-        after_last = ops.logical_or(
-            sort_keys < last_key[:, None],
-            ops.logical_and(
-                ops.equal(sort_keys, last_key[:, None]), flat_positions > last_index[:, None]
-            ),
+        chunk_keys, flat_index = _next_chunk(
+            sort_keys, flat_positions, last_key, last_index, lowest, chunk
         )
-        chunk_keys, flat_index = _stable_top_k(ops.where(after_last, sort_keys, lowest), chunk)
         in_range = (start + chunk_positions)[None, :] < n_valid[:, None]  # (batch, chunk)
         anchor = flat_index // n_columns  # (batch, chunk)
         group = flat_index % n_columns if group_by_column else ops.zeros_like(flat_index)
@@ -301,41 +293,19 @@ def greedy_nms_top_k(
         chunk_scores = ops.take_along_axis(flat_scores, flat_index, axis=1)
         chunk_class_ids = ops.take_along_axis(flat_class_ids, flat_index, axis=1)
 
-        # Suppressed by a box kept in an earlier chunk (only the first top_k kept can matter:
-        # once an image has top_k rows, nothing after them is output).
-        overlap = pairwise_iou(chunk_boxes, rows[..., 2:]) > iou_threshold  # (batch, chunk, top_k)
-        same_group = ops.equal(group[:, :, None], row_groups[:, None, :])
-        by_earlier = ops.logical_and(ops.logical_and(overlap, same_group), filled[:, None, :])
-        candidate = ops.logical_and(in_range, ops.logical_not(ops.any(by_earlier, axis=2)))
+        by_earlier = _suppressed_by_kept(
+            chunk_boxes, group, rows, row_groups, filled, iou_threshold
+        )
+        candidate = ops.logical_and(in_range, ops.logical_not(by_earlier))
         keep = _greedy_nms_in_chunk(chunk_boxes, group, candidate, iou_threshold)
+        keep, group_counts = _cap_per_group(keep, group, group_ids, group_counts, max_per_group)
 
-        # At most max_per_group kept boxes per group. Boxes past the cap would only suppress later
-        # boxes of their own group, which are past the cap as well.
-        one_hot = ops.logical_and(
-            ops.equal(group[:, :, None], group_ids[None, None, :]), keep[:, :, None]
-        )  # (batch, chunk, groups)
-        one_hot = ops.cast(one_hot, "int32")
-        rank_in_group = ops.sum(ops.cumsum(one_hot, axis=1) * one_hot, axis=2)  # 1-based
-        count_before = ops.take_along_axis(group_counts, group, axis=1)
-        keep = ops.logical_and(keep, count_before + rank_in_group <= max_per_group)
-        keep_int = ops.cast(keep, "int32")
-        group_counts = group_counts + ops.sum(one_hot * keep_int[:, :, None], axis=1)
-
-        # Append the kept boxes, in order, after the n_kept rows already there.
-        slot = n_kept[:, None] + ops.cumsum(keep_int, axis=1) - 1  # (batch, chunk)
-        goes_to = ops.logical_and(
-            ops.equal(slot[:, :, None], slots[None, None, :]), keep[:, :, None]
-        )  # (batch, chunk, top_k)
         new_rows = ops.concatenate(
             [chunk_class_ids[..., None], chunk_scores[..., None], chunk_boxes], axis=-1
         )  # (batch, chunk, 6)
-        placed = ops.sum(ops.where(goes_to[..., None], new_rows[:, :, None, :], 0.0), axis=1)
-        placed_groups = ops.sum(ops.where(goes_to, group[:, :, None], 0), axis=1)
-        newly_filled = ops.any(goes_to, axis=1)
-        rows = ops.where(newly_filled[..., None], placed, rows)
-        row_groups = ops.where(newly_filled, placed_groups, row_groups)
-        filled = ops.logical_or(filled, newly_filled)
-        n_kept = n_kept + ops.sum(keep_int, axis=1)
+        rows, row_groups, filled, n_kept = _append_kept(
+            rows, row_groups, filled, n_kept, keep, new_rows, group, slots
+        )
         return (
             start + chunk,
             chunk_keys[:, -1],
@@ -359,3 +329,76 @@ def greedy_nms_top_k(
     )
     rows = ops.while_loop(not_done, step, state)[3]
     return rows
+
+
+def _next_chunk(sort_keys, flat_positions, last_key, last_index, lowest, chunk):
+    """The next ``chunk`` candidates in (decreasing score, increasing index) order.
+
+    They are the best of those after the last one visited (``last_key``, ``last_index`` per
+    image). A partial top-k per step is much cheaper than sorting all candidates (175k for
+    SSD300 VOC), and one step is usually enough.
+
+    Returns:
+        ``(chunk_keys, flat_index)``, each ``(batch, chunk)``.
+    """
+    after_last = ops.logical_or(
+        sort_keys < last_key[:, None],
+        ops.logical_and(
+            ops.equal(sort_keys, last_key[:, None]), flat_positions > last_index[:, None]
+        ),
+    )
+    return _stable_top_k(ops.where(after_last, sort_keys, lowest), chunk)
+
+
+def _suppressed_by_kept(chunk_boxes, group, rows, row_groups, filled, iou_threshold):
+    """``(batch, chunk)`` bool: suppressed by a box kept in an earlier chunk.
+
+    Only the first ``top_k`` kept boxes (the output rows) can matter: once an image has
+    ``top_k`` rows, nothing after them is output.
+    """
+    overlap = pairwise_iou(chunk_boxes, rows[..., 2:]) > iou_threshold  # (batch, chunk, top_k)
+    same_group = ops.equal(group[:, :, None], row_groups[:, None, :])
+    by_earlier = ops.logical_and(ops.logical_and(overlap, same_group), filled[:, None, :])
+    return ops.any(by_earlier, axis=2)
+
+
+def _cap_per_group(keep, group, group_ids, group_counts, max_per_group):
+    """At most ``max_per_group`` kept boxes per group (the original's ``nms_max_output_size``).
+
+    Boxes past the cap would only suppress later boxes of their own group, which are past the
+    cap as well, so dropping them after the NMS of the chunk is exact.
+
+    Returns:
+        ``(keep, group_counts)`` updated.
+    """
+    one_hot = ops.logical_and(
+        ops.equal(group[:, :, None], group_ids[None, None, :]), keep[:, :, None]
+    )  # (batch, chunk, groups)
+    one_hot = ops.cast(one_hot, "int32")
+    rank_in_group = ops.sum(ops.cumsum(one_hot, axis=1) * one_hot, axis=2)  # 1-based
+    count_before = ops.take_along_axis(group_counts, group, axis=1)
+    keep = ops.logical_and(keep, count_before + rank_in_group <= max_per_group)
+    keep_int = ops.cast(keep, "int32")
+    group_counts = group_counts + ops.sum(one_hot * keep_int[:, :, None], axis=1)
+    return keep, group_counts
+
+
+def _append_kept(rows, row_groups, filled, n_kept, keep, new_rows, group, slots):
+    """Appends the kept ``(batch, chunk, 6)`` rows, in order, after the ``n_kept`` rows there.
+
+    Returns:
+        ``(rows, row_groups, filled, n_kept)`` updated (rows past ``top_k`` are dropped).
+    """
+    keep_int = ops.cast(keep, "int32")
+    slot = n_kept[:, None] + ops.cumsum(keep_int, axis=1) - 1  # (batch, chunk)
+    goes_to = ops.logical_and(
+        ops.equal(slot[:, :, None], slots[None, None, :]), keep[:, :, None]
+    )  # (batch, chunk, top_k)
+    placed = ops.sum(ops.where(goes_to[..., None], new_rows[:, :, None, :], 0.0), axis=1)
+    placed_groups = ops.sum(ops.where(goes_to, group[:, :, None], 0), axis=1)
+    newly_filled = ops.any(goes_to, axis=1)
+    rows = ops.where(newly_filled[..., None], placed, rows)
+    row_groups = ops.where(newly_filled, placed_groups, row_groups)
+    filled = ops.logical_or(filled, newly_filled)
+    n_kept = n_kept + ops.sum(keep_int, axis=1)
+    return rows, row_groups, filled, n_kept

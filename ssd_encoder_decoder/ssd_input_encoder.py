@@ -130,34 +130,16 @@ class SSDInputEncoder:
         background_id: int = 0,
         output_dtype: str | np.dtype = "float64",
     ):
-        predictor_sizes = np.asarray(predictor_sizes, dtype=np.int64)
-        if predictor_sizes.ndim == 1:
-            predictor_sizes = predictor_sizes[None, :]
-        if predictor_sizes.ndim != 2 or predictor_sizes.shape[1] != 2:
-            raise ValueError(
-                f"predictor_sizes must be a list of (height, width) pairs, got {predictor_sizes!r}"
-            )
-        if int(n_classes) < 1:
-            raise ValueError(f"n_classes must be at least 1, got {n_classes!r}")
-        variances = np.asarray(variances, dtype=np.float64)
-        if variances.shape != (4,) or np.any(variances <= 0):
-            raise ValueError(f"variances must be 4 positive numbers, got {list(variances)}")
-        if matching_type not in ("multi", "bipartite"):
-            raise ValueError(f"matching_type must be 'multi' or 'bipartite', got {matching_type!r}")
-        check_coords(coords)
-        border_offset(border_pixels)  # validates
-        if not 0 <= int(background_id) <= int(n_classes):
-            raise ValueError(f"background_id must be in [0, {n_classes}], got {background_id!r}")
-        try:
-            dtype = np.dtype(output_dtype)
-        except TypeError:
-            dtype = None
-        if dtype is None or not np.issubdtype(dtype, np.floating):
-            raise ValueError(
-                f"output_dtype must be a float type such as 'float32' or 'float64', got "
-                f"{output_dtype!r}"
-            )
-
+        predictor_sizes, variances, dtype = _checked_arguments(
+            n_classes=n_classes,
+            predictor_sizes=predictor_sizes,
+            variances=variances,
+            matching_type=matching_type,
+            coords=coords,
+            border_pixels=border_pixels,
+            background_id=background_id,
+            output_dtype=output_dtype,
+        )
         n_layers = len(predictor_sizes)
         self.layers = resolve_anchor_config(
             n_layers,
@@ -198,25 +180,31 @@ class SSDInputEncoder:
         self.output_dtype = dtype
         self.n_boxes = [layer.n_boxes for layer in self.layers]
 
+        self._build_anchors()
+        self._pixel_iou = None
+        self._template_row = None
+
+    def _build_anchors(self) -> None:
+        """The anchors (per layer and flat) and the `AnchorIoU` that matches against them."""
         # Per layer (fh, fw, n_boxes, 4), in `coords` format: the original's `boxes_list`.
         self.boxes_list = generate_anchors(
-            img_height,
-            img_width,
-            predictor_sizes.tolist(),
+            self.img_height,
+            self.img_width,
+            self.predictor_sizes.tolist(),
             self.layers,
-            clip_boxes=clip_boxes,
-            normalize_coords=normalize_coords,
-            coords=coords,
+            clip_boxes=self.clip_boxes,
+            normalize_coords=self.normalize_coords,
+            coords=self.coords,
         )
         self.anchors = np.concatenate([boxes.reshape(-1, 4) for boxes in self.boxes_list])
         # IoUs with the anchors as the original computed them (its iou() converted the anchors
         # back to corners).
         self._grid_shapes = [boxes.shape[:3] for boxes in self.boxes_list]
         self._anchor_iou = AnchorIoU(
-            to_corners(self.anchors, coords, border_pixels), border_pixels, self._grid_shapes
+            to_corners(self.anchors, self.coords, self.border_pixels),
+            self.border_pixels,
+            self._grid_shapes,
         )
-        self._pixel_iou = None
-        self._template_row = None
 
     @property
     def n_anchors(self) -> int:
@@ -508,6 +496,53 @@ class SSDInputEncoder:
         targets = _from_corners(boxes, self.coords, self.border_pixels)
         corners = to_corners(targets, self.coords, self.border_pixels)
         return targets, corners, self._anchor_iou
+
+
+def _checked_arguments(
+    *,
+    n_classes,
+    predictor_sizes,
+    variances,
+    matching_type: str,
+    coords: str,
+    border_pixels: str,
+    background_id,
+    output_dtype,
+) -> tuple[np.ndarray, np.ndarray, np.dtype]:
+    """Validates `SSDInputEncoder`'s arguments (ValueErrors name the argument and the value).
+
+    Returns:
+        ``(predictor_sizes, variances, output_dtype)`` as ``(n_layers, 2)`` int64, ``(4,)``
+        float64 and a numpy float dtype.
+    """
+    predictor_sizes = np.asarray(predictor_sizes, dtype=np.int64)
+    if predictor_sizes.ndim == 1:
+        predictor_sizes = predictor_sizes[None, :]
+    if predictor_sizes.ndim != 2 or predictor_sizes.shape[1] != 2:
+        raise ValueError(
+            f"predictor_sizes must be a list of (height, width) pairs, got {predictor_sizes!r}"
+        )
+    if int(n_classes) < 1:
+        raise ValueError(f"n_classes must be at least 1, got {n_classes!r}")
+    variances = np.asarray(variances, dtype=np.float64)
+    if variances.shape != (4,) or np.any(variances <= 0):
+        raise ValueError(f"variances must be 4 positive numbers, got {list(variances)}")
+    if matching_type not in ("multi", "bipartite"):
+        raise ValueError(f"matching_type must be 'multi' or 'bipartite', got {matching_type!r}")
+    check_coords(coords)
+    border_offset(border_pixels)  # validates
+    if not 0 <= int(background_id) <= int(n_classes):
+        raise ValueError(f"background_id must be in [0, {n_classes}], got {background_id!r}")
+    try:
+        dtype = np.dtype(output_dtype)
+    except TypeError:
+        dtype = None
+    if dtype is None or not np.issubdtype(dtype, np.floating):
+        raise ValueError(
+            f"output_dtype must be a float type such as 'float32' or 'float64', got "
+            f"{output_dtype!r}"
+        )
+    return predictor_sizes, variances, dtype
 
 
 def _from_corners(boxes: np.ndarray, coords: str, border_pixels: str) -> np.ndarray:
