@@ -17,7 +17,6 @@ from model_optimization.pruning import (
     prune_low_magnitude,
     pruning_wrappers,
 )
-from models.keras_ssd7 import build_model
 from models.legacy_weights import (
     load_legacy_weights,
     optimizer_from_training_config,
@@ -25,17 +24,6 @@ from models.legacy_weights import (
     resume_from_h5,
 )
 
-SSD7_KWARGS = dict(
-    image_size=(64, 96, 3),
-    n_classes=2,
-    scales=[0.08, 0.16, 0.32, 0.64, 0.96],
-    aspect_ratios_global=[0.5, 1.0, 2.0],
-    normalize_coords=True,
-)
-KERAS2_NAMES = {
-    "Conv2D": ["kernel", "bias"],
-    "BatchNormalization": ["gamma", "beta", "moving_mean", "moving_variance"],
-}
 FILE_SPARSITY = 0.5
 TOOLKIT_STEP = 50  # the toolkit's pruning_step after 50 training steps
 # A notebook's Keras 2.1 Adam (ssd7_training.ipynb: Adam(lr=0.001, ..., epsilon=1e-08, decay=0.0)).
@@ -77,37 +65,7 @@ TF_KERAS_TRAINING_CONFIG = {
 }
 
 
-def write_keras2_full_model(
-    path, layers, training_config=None, optimizer_weights=None, model_config=None
-):
-    """A Keras 2 ``model.save`` file: ``model_weights/<group>/<weight name>`` with the
-    ``layer_names`` / ``weight_names`` attributes (byte strings), ``training_config`` as JSON, and
-    ``optimizer_weights/<name>`` with its ``weight_names``, as Keras 2 wrote them."""
-    with h5py.File(path, "w") as f:
-        f.attrs["keras_version"] = b"2.4.0"
-        f.attrs["backend"] = b"tensorflow"
-        f.attrs["model_config"] = json.dumps(model_config or {"class_name": "Functional"}).encode()
-        if training_config is not None:
-            f.attrs["training_config"] = json.dumps(training_config).encode()
-        group = f.create_group("model_weights")
-        group.attrs["layer_names"] = np.array([name.encode() for name, _ in layers])
-        for name, weights in layers:
-            layer_group = group.create_group(name)
-            layer_group.attrs["weight_names"] = np.array(
-                [w.encode() for w, _ in weights], dtype="S"
-            )
-            for weight_name, array in weights:
-                layer_group.create_dataset(weight_name, data=array)
-        if optimizer_weights is not None:
-            opt = f.create_group("optimizer_weights")
-            opt.attrs["weight_names"] = np.array(
-                [n.encode() for n, _ in optimizer_weights], dtype="S"
-            )
-            for name, array in optimizer_weights:
-                opt.create_dataset(name, data=array)
-
-
-def fork_layers(model, rng, wrapper="prune"):
+def fork_layers(keras2, model, rng, wrapper="prune"):
     """The fork's layer groups for ``model``'s layers: every Conv2D wrapped
     (``prune_low_magnitude_<name>``: ``<name>/kernel:0``, ``<name>/bias:0``,
     ``prune_low_magnitude_<name>/mask:0``, ``.../threshold:0``, ``.../pruning_step:0``, the kernel
@@ -128,11 +86,8 @@ def fork_layers(model, rng, wrapper="prune"):
     for layer in model.layers:
         kind = type(layer).__name__
         if kind != "Conv2D":
-            weights = [
-                (f"{layer.name}/{n}:0", rng.normal(size=v.shape).astype("float32"))
-                for n, v in zip(KERAS2_NAMES.get(kind, []), layer.weights)
-            ]
-            layers.append((layer.name, weights))  # layers without weights are listed too
+            # layers without weights are listed too
+            layers.append((layer.name, keras2.random_weights(layer, rng)))
             continue
         kernel = rng.normal(size=layer.kernel.shape).astype("float32")
         bias = rng.normal(size=layer.bias.shape).astype("float32")
@@ -160,13 +115,13 @@ def fork_layers(model, rng, wrapper="prune"):
     return layers, conv
 
 
-def keras2_adam_state(model, rng, name_style):
+def keras2_adam_state(keras2, model, rng, name_style):
     """Keras 2 ``optimizer_weights`` of Adam for ``model``: ``[iterations] + m's + v's`` in the
     order of the layers' trainable weights; Keras 2.1 adds a ``(1,)`` vhat per weight and names
     them ``training/Adam/Variable_<i>:0``, tf.keras names them ``Adam/<layer>/<weight>/m:0``."""
     inner = [layer.layer if hasattr(layer, "pruning_step") else layer for layer in model.layers]
     trainable = [
-        (layer.name, n) for layer in inner for n in KERAS2_NAMES.get(type(layer).__name__, [])[:2]
+        (layer.name, n) for layer in inner for n in keras2.names.get(type(layer).__name__, [])[:2]
     ]
     shapes = {(layer.name, v.name): tuple(v.shape) for layer in inner for v in layer.weights}
     shapes = {key: shapes[key] for key in trainable}
@@ -187,15 +142,10 @@ def keras2_adam_state(model, rng, name_style):
     return state, ms, vs
 
 
-def ssd7(seed=0):
-    keras.utils.set_random_seed(seed)
-    return build_model(**SSD7_KWARGS)
-
-
-def pruned_ssd7(seed=0):
+def with_fork_schedule(model):
     # Sparsity 0.5 -> 0.8 over steps 0..100, masks updated every 10 steps.
     schedule = PolynomialDecay(0.5, 0.8, begin_step=0, end_step=100, frequency=10)
-    return prune_low_magnitude(ssd7(seed), schedule)
+    return prune_low_magnitude(model, schedule)
 
 
 def training_batch(model, seed=0, batch_size=2):
@@ -218,16 +168,16 @@ def kernel_sparsity(model):
 
 
 @pytest.fixture(scope="module")
-def fork_file(tmp_path_factory):
+def fork_file(tmp_path_factory, keras2):
     path = tmp_path_factory.mktemp("fork") / "ssd7_pruned_fork.h5"
-    layers, conv = fork_layers(ssd7(1), np.random.default_rng(0))
-    write_keras2_full_model(path, layers)
+    layers, conv = fork_layers(keras2, keras2.ssd7(1), np.random.default_rng(0))
+    keras2.write_full_model(path, layers)
     return path, conv
 
 
-def test_fork_file_loads_into_a_plain_model(fork_file):
+def test_fork_file_loads_into_a_plain_model(fork_file, keras2):
     path, conv = fork_file
-    model = ssd7()
+    model = keras2.ssd7()
     report = load_legacy_weights(model, path)
     assert report.missing_in_file == [] and report.unused_in_file == [] and not report.mismatched
     assert set(conv) <= set(report.loaded)
@@ -240,11 +190,11 @@ def test_fork_file_loads_into_a_plain_model(fork_file):
     assert report.pruning_restored == []
 
 
-def test_fork_file_loads_into_a_pruned_model_with_masks_and_step(fork_file):
+def test_fork_file_loads_into_a_pruned_model_with_masks_and_step(fork_file, keras2):
     path, conv = fork_file
-    plain = ssd7()
+    plain = keras2.ssd7()
     load_legacy_weights(plain, path)
-    pruned = pruned_ssd7()
+    pruned = with_fork_schedule(keras2.ssd7())
     report = load_legacy_weights(pruned, path)
     assert not report.missing_in_file and not report.unused_in_file and not report.mismatched
     assert sorted(report.pruning_restored) == sorted(f"prune_low_magnitude_{n}" for n in conv)
@@ -264,11 +214,11 @@ def test_fork_file_loads_into_a_pruned_model_with_masks_and_step(fork_file):
     )
 
 
-def test_quantisation_aware_file_loads_into_a_plain_model(tmp_path):
-    layers, conv = fork_layers(ssd7(1), np.random.default_rng(1), wrapper="quant")
+def test_quantisation_aware_file_loads_into_a_plain_model(tmp_path, keras2):
+    layers, conv = fork_layers(keras2, keras2.ssd7(1), np.random.default_rng(1), wrapper="quant")
     path = tmp_path / "ssd7_qat_fork.h5"
-    write_keras2_full_model(path, layers)
-    model = ssd7()
+    keras2.write_full_model(path, layers)
+    model = keras2.ssd7()
     report = load_legacy_weights(model, path)
     assert report.missing_in_file == [] and not report.mismatched
     assert report.unused_in_file == ["quantize_layer"]
@@ -278,18 +228,18 @@ def test_quantisation_aware_file_loads_into_a_plain_model(tmp_path):
     assert any("quant_conv1/kernel_min:0" in line for line in report.not_restored)
 
 
-def test_resume_fork_checkpoint_with_optimizer_state(tmp_path):
+def test_resume_fork_checkpoint_with_optimizer_state(tmp_path, keras2):
     rng = np.random.default_rng(2)
-    layers, conv = fork_layers(ssd7(1), rng)
-    pruned = pruned_ssd7()
-    state, ms, vs = keras2_adam_state(pruned, rng, "tf_keras")
+    layers, conv = fork_layers(keras2, keras2.ssd7(1), rng)
+    pruned = with_fork_schedule(keras2.ssd7())
+    state, ms, vs = keras2_adam_state(keras2, pruned, rng, "tf_keras")
     path = tmp_path / "fork_checkpoint.h5"
-    write_keras2_full_model(path, layers, TF_KERAS_TRAINING_CONFIG, state)
+    keras2.write_full_model(path, layers, TF_KERAS_TRAINING_CONFIG, state)
 
     # load_legacy_weights alone says that it leaves the optimizer state.
     assert any(
         line.startswith("optimizer_weights: ")
-        for line in load_legacy_weights(pruned_ssd7(), path).not_restored
+        for line in load_legacy_weights(with_fork_schedule(keras2.ssd7()), path).not_restored
     )
     report = resume_from_h5(pruned, path)
     assert "Adam state restored" in report.optimizer
@@ -318,25 +268,16 @@ def test_resume_fork_checkpoint_with_optimizer_state(tmp_path):
         assert np.all(kernel[conv[name][2] == 0] == 0)  # the fork's pruned weights stay pruned
 
 
-def test_resume_an_original_notebook_checkpoint(tmp_path):
+def test_resume_an_original_notebook_checkpoint(tmp_path, keras2):
     # ssd7_training.ipynb: model.compile(optimizer=adam, loss=ssd_loss.compute_loss) and
     # ModelCheckpoint(save_weights_only=False): a Keras 2.1 full model with Adam's state.
     rng = np.random.default_rng(3)
-    source = ssd7(1)
-    layers = [
-        (
-            layer.name,
-            [
-                (f"{layer.name}/{n}:0", rng.normal(size=v.shape).astype("float32"))
-                for n, v in zip(KERAS2_NAMES.get(type(layer).__name__, []), layer.weights)
-            ],
-        )
-        for layer in source.layers
-    ]
-    model = ssd7()
-    state, ms, vs = keras2_adam_state(model, rng, "keras21")
+    source = keras2.ssd7(1)
+    layers = keras2.random_layers(source, rng)
+    model = keras2.ssd7()
+    state, ms, vs = keras2_adam_state(keras2, model, rng, "keras21")
     path = tmp_path / "ssd7_epoch-08_loss-2.1234_val_loss-2.2345.h5"
-    write_keras2_full_model(path, layers, KERAS21_TRAINING_CONFIG, state)
+    keras2.write_full_model(path, layers, KERAS21_TRAINING_CONFIG, state)
 
     report = resume_from_h5(model, path)
     assert report.missing_in_file == [] and "Adam state restored" in report.optimizer
@@ -357,28 +298,28 @@ def test_resume_an_original_notebook_checkpoint(tmp_path):
     assert int(np.asarray(optimizer.iterations)) == TOOLKIT_STEP + 1
 
 
-def test_resume_says_when_the_optimizer_state_is_missing_and_refuses_weights_only(tmp_path):
-    layers, _ = fork_layers(ssd7(1), np.random.default_rng(4))
+def test_resume_says_when_the_optimizer_state_is_missing_and_refuses_weights_only(tmp_path, keras2):
+    layers, _ = fork_layers(keras2, keras2.ssd7(1), np.random.default_rng(4))
     path = tmp_path / "no_optimizer.h5"
-    write_keras2_full_model(path, layers, TF_KERAS_TRAINING_CONFIG)
-    report = resume_from_h5(ssd7(), path)
+    keras2.write_full_model(path, layers, TF_KERAS_TRAINING_CONFIG)
+    report = resume_from_h5(keras2.ssd7(), path)
     assert "not restored" in report.optimizer and "no optimizer_weights" in report.optimizer
     assert "optimizer: Adam state not restored" in str(report)
 
     weights_only = tmp_path / "weights_only.h5"
-    write_keras2_full_model(weights_only, layers)
+    keras2.write_full_model(weights_only, layers)
     with pytest.raises(ValueError, match="weights_only.h5: no training_config"):
-        resume_from_h5(ssd7(), weights_only)
+        resume_from_h5(keras2.ssd7(), weights_only)
 
 
-def test_resume_refuses_optimizer_state_of_another_model(tmp_path):
+def test_resume_refuses_optimizer_state_of_another_model(tmp_path, keras2):
     rng = np.random.default_rng(5)
-    layers, _ = fork_layers(ssd7(1), rng)
-    state, _, _ = keras2_adam_state(ssd7(), rng, "tf_keras")
+    layers, _ = fork_layers(keras2, keras2.ssd7(1), rng)
+    state, _, _ = keras2_adam_state(keras2, keras2.ssd7(), rng, "tf_keras")
     state[1] = (state[1][0], np.zeros((1, 1, 1, 1), "float32"))  # conv1's m of a wrong shape
     path = tmp_path / "other_model_state.h5"
-    write_keras2_full_model(path, layers, TF_KERAS_TRAINING_CONFIG, state)
-    model = ssd7()
+    keras2.write_full_model(path, layers, TF_KERAS_TRAINING_CONFIG, state)
+    model = keras2.ssd7()
     report = resume_from_h5(model, path)
     assert "not restored" in report.optimizer and "Adam/conv1/kernel/m:0" in report.optimizer
     assert int(np.asarray(model.optimizer.iterations)) == 0
@@ -400,7 +341,7 @@ def test_keras2_decay_becomes_the_same_inverse_time_decay():
         optimizer_from_training_config({"optimizer_config": {"class_name": "Ftrl", "config": {}}})
 
 
-def test_wrapper_group_without_pruning_step_restores_the_mask_only(tmp_path):
+def test_wrapper_group_without_pruning_step_restores_the_mask_only(tmp_path, keras2):
     inputs = keras.Input((8, 8, 3))
     model = keras.Model(inputs, keras.layers.Conv2D(4, 3, name="conv")(inputs))
     pruned = prune_low_magnitude(model, PolynomialDecay(0.5, 0.8, begin_step=0, end_step=10))
@@ -414,7 +355,7 @@ def test_wrapper_group_without_pruning_step_restores_the_mask_only(tmp_path):
         (f"{group}/mask:0", mask),
     ]
     path = tmp_path / "no_step.h5"
-    write_keras2_full_model(path, [("input_1", []), (group, weights)])
+    keras2.write_full_model(path, [("input_1", []), (group, weights)])
     report = load_legacy_weights(pruned, path)
     assert report.pruning_restored == [group]
     wrapper = pruning_wrappers(pruned)[0]
@@ -445,7 +386,7 @@ def fork_model_config(conv_names, schedule):
     return {"class_name": "Functional", "config": {"name": "model", "layers": layers}}
 
 
-def test_fork_schedules_are_read_from_the_model_config(tmp_path, fork_file):
+def test_fork_schedules_are_read_from_the_model_config(tmp_path, fork_file, keras2):
     path, conv = fork_file
     polynomial = {
         "class_name": "PolynomialDecay",
@@ -467,7 +408,7 @@ def test_fork_schedules_are_read_from_the_model_config(tmp_path, fork_file):
     assert sorted(schedules) == sorted(conv)
     assert schedules["conv1"].get_config() == {**polynomial["config"], "power": 3.0}
 
-    pruned = prune_low_magnitude(ssd7(), schedules)
+    pruned = prune_low_magnitude(keras2.ssd7(), schedules)
     assert load_legacy_weights(pruned, with_config).pruning_restored
     assert {type(w.pruning_schedule).__name__ for w in pruning_wrappers(pruned)} == {
         "PolynomialDecay"

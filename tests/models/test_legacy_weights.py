@@ -2,77 +2,25 @@
 
 from __future__ import annotations
 
-import h5py
 import keras
 import numpy as np
 import pytest
 
 from keras_layers import L2Normalization
-from models.keras_ssd7 import build_model
 from models.legacy_weights import LegacyWeightsReport, load_legacy_weights
-
-SSD7_KWARGS = dict(
-    image_size=(64, 96, 3),
-    n_classes=2,
-    scales=[0.08, 0.16, 0.32, 0.64, 0.96],
-    aspect_ratios_global=[0.5, 1.0, 2.0],
-    normalize_coords=True,
-)
-# Keras 2 weight names: "<layer>/<weight>:0" (BatchNormalization in this order).
-KERAS2_NAMES = {
-    "Conv2D": ["kernel", "bias"],
-    "BatchNormalization": ["gamma", "beta", "moving_mean", "moving_variance"],
-}
-
-
-def write_keras2_h5(path, layers, full_model=True):
-    """Writes ``layers`` = ``[(layer name, [(weight name, array), ...]), ...]`` in the Keras 2
-    layout: ``model_weights/<layer>/<weight name>`` for a full-model file (``model.save``), or the
-    same at the root for a weights-only file (``model.save_weights``), with the ``layer_names`` and
-    ``weight_names`` attributes as byte strings, as Keras 2 wrote them."""
-    with h5py.File(path, "w") as f:
-        if full_model:
-            f.attrs["model_config"] = b"{}"
-            group = f.create_group("model_weights")
-        else:
-            group = f
-        group.attrs["keras_version"] = b"2.1.5"
-        group.attrs["backend"] = b"tensorflow"
-        group.attrs["layer_names"] = np.array([name.encode() for name, _ in layers])
-        for name, weights in layers:
-            layer_group = group.create_group(name)
-            layer_group.attrs["weight_names"] = np.array(
-                [w.encode() for w, _ in weights], dtype="S"
-            )
-            for weight_name, array in weights:
-                layer_group.create_dataset(weight_name, data=array)
-
-
-def _random_file_layers(model, rng):
-    """Random weights for every layer of ``model`` that has weights, with Keras 2 names."""
-    layers = []
-    for layer in model.layers:
-        names = KERAS2_NAMES.get(type(layer).__name__, [])
-        weights = [
-            (f"{layer.name}/{n}:0", rng.normal(size=v.shape).astype("float32"))
-            for n, v in zip(names, layer.weights)
-        ]
-        layers.append((layer.name, weights))  # layers without weights are listed too, as in Keras 2
-    return layers
 
 
 @pytest.fixture
-def ssd7():
-    keras.utils.set_random_seed(0)
-    return build_model(**SSD7_KWARGS)
+def ssd7(keras2):
+    return keras2.ssd7(0)
 
 
 @pytest.mark.parametrize("full_model", [True, False])
-def test_loads_every_layer_by_name(tmp_path, ssd7, full_model):
+def test_loads_every_layer_by_name(tmp_path, keras2, ssd7, full_model):
     rng = np.random.default_rng(0)
-    layers = _random_file_layers(ssd7, rng)
+    layers = keras2.random_layers(ssd7, rng)
     path = tmp_path / "legacy.h5"
-    write_keras2_h5(path, layers, full_model=full_model)
+    keras2.write_h5(path, layers, full_model=full_model)
 
     report = load_legacy_weights(ssd7, path)
     expected = {name: weights for name, weights in layers if weights}
@@ -83,16 +31,16 @@ def test_loads_every_layer_by_name(tmp_path, ssd7, full_model):
             np.testing.assert_array_equal(np.asarray(variable), array)
 
 
-def test_report_lists_missing_unused_and_matches_by_weight_name(tmp_path, ssd7):
+def test_report_lists_missing_unused_and_matches_by_weight_name(tmp_path, keras2, ssd7):
     rng = np.random.default_rng(1)
-    layers = [(n, w) for n, w in _random_file_layers(ssd7, rng) if n != "classes7"]
+    layers = [(n, w) for n, w in keras2.random_layers(ssd7, rng) if n != "classes7"]
     # A layer the model does not have, and a layer whose weights are stored bias first:
     # matched by name ("bias", "kernel"), not by position.
     layers.append(("fc8", [("fc8/kernel:0", np.ones((3, 3, 4, 4), "float32"))]))
     index = next(i for i, (n, _) in enumerate(layers) if n == "conv1")
     layers[index] = ("conv1", layers[index][1][::-1])
     path = tmp_path / "partial.h5"
-    write_keras2_h5(path, layers)
+    keras2.write_h5(path, layers)
     before = np.asarray(ssd7.get_layer("classes7").weights[0]).copy()
 
     report = load_legacy_weights(ssd7, path)
@@ -122,11 +70,17 @@ def _with_other_class_count(layers, name, n_out):
     return result
 
 
-def test_shape_mismatch_is_a_clear_error_and_assigns_nothing(tmp_path, ssd7):
-    rng = np.random.default_rng(2)
-    layers = _with_other_class_count(_random_file_layers(ssd7, rng), "classes4", 84)
+def _file_with_other_class_count(keras2, model, path, seed):
+    """Writes random weights for ``model`` to ``path``, its head classes4 with 84 channels."""
+    layers = keras2.random_layers(model, np.random.default_rng(seed))
+    layers = _with_other_class_count(layers, "classes4", 84)
+    keras2.write_h5(path, layers)
+    return layers
+
+
+def test_shape_mismatch_is_a_clear_error_and_assigns_nothing(tmp_path, keras2, ssd7):
     path = tmp_path / "other_classes.h5"
-    write_keras2_h5(path, layers)
+    _file_with_other_class_count(keras2, ssd7, path, seed=2)
     conv1_before = np.asarray(ssd7.get_layer("conv1").kernel).copy()
 
     with pytest.raises(ValueError, match=r"classes4.*kernel.*\(3, 3, 64, 84\).*\(3, 3, 64, 12\)"):
@@ -134,11 +88,9 @@ def test_shape_mismatch_is_a_clear_error_and_assigns_nothing(tmp_path, ssd7):
     np.testing.assert_array_equal(np.asarray(ssd7.get_layer("conv1").kernel), conv1_before)
 
 
-def test_skip_mismatch_leaves_the_head_and_loads_the_rest(tmp_path, ssd7):
-    rng = np.random.default_rng(3)
-    layers = _with_other_class_count(_random_file_layers(ssd7, rng), "classes4", 84)
+def test_skip_mismatch_leaves_the_head_and_loads_the_rest(tmp_path, keras2, ssd7):
     path = tmp_path / "other_classes.h5"
-    write_keras2_h5(path, layers)
+    layers = _file_with_other_class_count(keras2, ssd7, path, seed=3)
     head_before = np.asarray(ssd7.get_layer("classes4").kernel).copy()
 
     report = load_legacy_weights(ssd7, path, skip_mismatch=True)
@@ -156,23 +108,23 @@ def test_skip_mismatch_leaves_the_head_and_loads_the_rest(tmp_path, ssd7):
     )
 
 
-def test_l2_normalization_gamma_as_the_original_named_it(tmp_path):
+def test_l2_normalization_gamma_as_the_original_named_it(tmp_path, keras2):
     """The original stored conv4_3_norm's weight as ``conv4_3_norm/conv4_3_norm_gamma:0``."""
     inputs = keras.Input((8, 8, 3))
     x = keras.layers.Conv2D(4, 3, padding="same", name="conv4_3")(inputs)
     model = keras.Model(inputs, L2Normalization(gamma_init=20, name="conv4_3_norm")(x))
     gamma = np.array([1.0, 2.0, 3.0, 4.0], "float32")
     path = tmp_path / "vgg_fc_reduced_like.h5"
-    write_keras2_h5(path, [("conv4_3_norm", [("conv4_3_norm/conv4_3_norm_gamma:0", gamma)])])
+    keras2.write_h5(path, [("conv4_3_norm", [("conv4_3_norm/conv4_3_norm_gamma:0", gamma)])])
 
     report = load_legacy_weights(model, path)
     assert report.loaded == ["conv4_3_norm"] and report.missing_in_file == ["conv4_3"]
     np.testing.assert_array_equal(model.get_layer("conv4_3_norm").get_weights()[0], gamma)
 
 
-def test_weight_count_mismatch_and_missing_file(tmp_path, ssd7):
+def test_weight_count_mismatch_and_missing_file(tmp_path, keras2, ssd7):
     path = tmp_path / "bad.h5"
-    write_keras2_h5(path, [("conv1", [("conv1/kernel:0", np.zeros((5, 5, 3, 32), "float32"))])])
+    keras2.write_h5(path, [("conv1", [("conv1/kernel:0", np.zeros((5, 5, 3, 32), "float32"))])])
     with pytest.raises(ValueError, match="conv1.*1 weights in the file.*2 in the model"):
         load_legacy_weights(ssd7, path)
     report = load_legacy_weights(ssd7, path, skip_mismatch=True)
