@@ -11,14 +11,17 @@ def _as_numpy(x) -> np.ndarray:
     return np.asarray(keras.ops.convert_to_numpy(x))
 
 
-def check_layer(layer, inputs: np.ndarray, expected_shape, tmp_path, rtol: float = 0.0):
+def check_layer(
+    layer, inputs: np.ndarray, expected_shape, tmp_path, keras_reload, rtol: float = 0.0
+):
     """Runs the standard checks of a Keras layer and returns its output on ``inputs``.
 
     1. The output has ``expected_shape`` and `compute_output_shape` agrees (batch left out).
     2. ``type(layer).from_config(layer.get_config())`` has the same config and, with the same
        weights, the same output.
     3. A model ``Input -> layer`` saved as `.keras` and reloaded with ``keras.models.load_model``
-       (no ``custom_objects``) gives the same output; so does a `.weights.h5` round trip.
+       (no ``custom_objects``, the shared ``keras_reload`` check) gives the same output; so does a
+       `.weights.h5` round trip.
     """
     output = _as_numpy(layer(inputs))
     assert output.shape == tuple(expected_shape)
@@ -41,12 +44,9 @@ def check_layer(layer, inputs: np.ndarray, expected_shape, tmp_path, rtol: float
     model_output = _as_numpy(model.predict(inputs, verbose=0))
     np.testing.assert_allclose(model_output, output, rtol=rtol, atol=0)
 
-    path = tmp_path / f"{layer.name}.keras"
-    model.save(path)
-    reloaded = keras.models.load_model(path)
+    reloaded = keras_reload(model, inputs, layer.name, expected=model_output)
     assert type(reloaded.layers[-1]) is type(layer)
     assert reloaded.layers[-1].get_config() == model.layers[-1].get_config()
-    np.testing.assert_array_equal(_as_numpy(reloaded.predict(inputs, verbose=0)), model_output)
 
     weights_path = tmp_path / f"{layer.name}.weights.h5"
     model.save_weights(weights_path)
@@ -57,10 +57,10 @@ def check_layer(layer, inputs: np.ndarray, expected_shape, tmp_path, rtol: float
 
 
 @pytest.fixture
-def layer_checker(tmp_path):
+def layer_checker(tmp_path, keras_reload):
     """`check_layer` bound to the test's ``tmp_path``."""
 
     def run(layer, inputs, expected_shape, rtol=0.0):
-        return check_layer(layer, inputs, expected_shape, tmp_path, rtol=rtol)
+        return check_layer(layer, inputs, expected_shape, tmp_path, keras_reload, rtol=rtol)
 
     return run

@@ -1,5 +1,7 @@
 """AnchorBoxes: golden parity with the original layer, the generator, config and saving."""
 
+import inspect
+
 import keras
 import numpy as np
 import pytest
@@ -27,6 +29,11 @@ def golden_layers(golden):
     return golden("anchors").meta["anchor_boxes_layer"]
 
 
+def test_positional_arguments_keep_the_original_order():
+    # Code written for the original may pass all twelve constructor arguments by position.
+    assert list(inspect.signature(AnchorBoxes).parameters)[:12] == list(SSD300_CONV4_3)
+
+
 @pytest.mark.parametrize("index", [0, 1, 2], ids=["ssd300_fc7", "ssd300_conv8_2", "ssd7_anchors7"])
 def test_matches_original_layer_output(golden, index):
     fixture = golden("anchors")
@@ -48,14 +55,14 @@ def test_get_config_adds_the_keys_the_original_dropped(golden):
         assert config["this_offsets"] == case["anchorboxes_kwargs"]["this_offsets"]
 
 
-def test_reloaded_layer_keeps_the_step(tmp_path):
+def test_reloaded_layer_keeps_the_step(keras_reload):
     # conv4_3 of SSD300: 38 x 38 cells with step 8 px, so the last centre is (37 + 0.5) * 8 = 300
     # px (normalised: 1.0); with the original's dropped step it would be 300 / 38 * 37.5 = 296.05.
     inputs = keras.Input((38, 38, 512))
     model = keras.Model(inputs, AnchorBoxes(**SSD300_CONV4_3, name="conv4_3_priorbox")(inputs))
-    model.save(tmp_path / "m.keras")
-    reloaded = keras.models.load_model(tmp_path / "m.keras")
-    out = keras.ops.convert_to_numpy(reloaded(np.zeros((1, 38, 38, 512), "float32")))
+    x = np.zeros((1, 38, 38, 512), "float32")
+    reloaded = keras_reload(model, x, "m")
+    out = keras.ops.convert_to_numpy(reloaded(x))
     np.testing.assert_allclose(out[0, -1, -1, 0, :2], [1.0, 1.0], atol=1e-6)
     np.testing.assert_allclose(
         out[0, 0, 0, 0], [0.5 * 8 / 300] * 2 + [0.1, 0.1] + [0.1, 0.1, 0.2, 0.2], atol=1e-6

@@ -21,18 +21,18 @@ def tiny_ssd(decode_layer):
     confs, locs, priors = [], [], []
     for name, feature, scale, next_scale in (("f1", f1, 0.2, 0.5), ("f2", f2, 0.5, 0.8)):
         anchors = AnchorBoxes(
-            IMG,
-            IMG,
-            scale,
-            next_scale,
-            [1.0, 2.0, 0.5],
-            True,
-            None,
-            None,
-            False,
-            [0.1, 0.1, 0.2, 0.2],
-            "centroids",
-            True,
+            img_height=IMG,
+            img_width=IMG,
+            this_scale=scale,
+            next_scale=next_scale,
+            aspect_ratios=[1.0, 2.0, 0.5],
+            two_boxes_for_ar1=True,
+            this_steps=None,
+            this_offsets=None,
+            clip_boxes=False,
+            variances=[0.1, 0.1, 0.2, 0.2],
+            coords="centroids",
+            normalize_coords=True,
             name=f"{name}_priorbox",
         )
         n_boxes = anchors.n_boxes
@@ -51,7 +51,7 @@ def tiny_ssd(decode_layer):
 @pytest.mark.parametrize(
     ("decode_class", "thresh"), [(DecodeDetections, 0.2), (DecodeDetectionsFast, 0.1)]
 )
-def test_model_saves_reloads_and_decodes_like_numpy(tmp_path, decode_class, thresh):
+def test_model_saves_reloads_and_decodes_like_numpy(keras_reload, decode_class, thresh):
     decode = decode_class(
         confidence_thresh=thresh, iou_threshold=0.45, top_k=20, img_height=IMG, img_width=IMG
     )
@@ -66,10 +66,7 @@ def test_model_saves_reloads_and_decodes_like_numpy(tmp_path, decode_class, thre
     assert y_pred.shape == (2, (16 * 16 + 8 * 8) * 4, N_CLASSES + 1 + 12)
     assert detections.shape == (2, 20, 6)
 
-    model.save(tmp_path / "tiny_ssd.keras")
-    reloaded = keras.models.load_model(tmp_path / "tiny_ssd.keras")
-    for before, after in zip((y_pred, detections), reloaded.predict(images, verbose=0)):
-        np.testing.assert_array_equal(after, before)
+    keras_reload(model, images, "tiny_ssd", expected=(y_pred, detections))
 
     decoder = pytest.importorskip("ssd_encoder_decoder.ssd_output_decoder")
     numpy_decode = {

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import keras
 import numpy as np
 
@@ -42,7 +39,9 @@ def test_compute_loss_is_the_per_item_loss():
     assert loss.compute_loss.loss is loss
 
 
-def test_model_compiled_with_compute_loss_reloads_and_continues_training(tmp_path):
+def test_model_compiled_with_compute_loss_reloads_and_continues_training(
+    tmp_path, keras_reload, fresh_python
+):
     # The original notebooks: model.compile(optimizer=adam, loss=ssd_loss.compute_loss). Keras
     # stored the bound method as a bare name and load_model raised
     # "TypeError: Expected 'config' to be a dict".
@@ -53,9 +52,8 @@ def test_model_compiled_with_compute_loss_reloads_and_continues_training(tmp_pat
         loss=SSDLoss(neg_pos_ratio=2, n_neg_min=1, alpha=0.5).compute_loss,
     )
     model.fit(x, y, batch_size=2, epochs=1, shuffle=False, verbose=0)
-    model.save(tmp_path / "model.keras")
 
-    reloaded = keras.models.load_model(tmp_path / "model.keras")  # no custom_objects
+    reloaded = keras_reload(model, x, "model")
     assert isinstance(reloaded.loss, SSDComputeLoss)
     config = reloaded.loss.get_config()
     assert (config["neg_pos_ratio"], config["n_neg_min"], config["alpha"]) == (2, 1, 0.5)
@@ -76,4 +74,4 @@ def test_model_compiled_with_compute_loss_reloads_and_continues_training(tmp_pat
         f"m = keras.models.load_model({str(tmp_path / 'model.keras')!r}); "
         "sys.exit(type(m.loss).__name__ != 'SSDComputeLoss' or m.loss.loss.alpha != 0.5)"
     )
-    subprocess.run([sys.executable, "-c", code], check=True, capture_output=True)
+    fresh_python("-c", code)

@@ -207,7 +207,7 @@ def test_reaches_scheduled_sparsity_and_stays_sparse_while_fine_tuning(helpers, 
     assert np.count_nonzero(_np(model.get_layer("c2").kernel) == 0) == 0
 
 
-def test_strip_save_load_keep_sparsity_and_outputs(helpers, conv_data, tmp_path):
+def test_strip_save_load_keep_sparsity_and_outputs(helpers, conv_data, keras_reload):
     model = helpers.small_conv_model()
     pruned = prune_low_magnitude(model, ConstantSparsity(0.6, begin_step=0, frequency=2))
     _fit(pruned, conv_data, epochs=1)
@@ -215,9 +215,7 @@ def test_strip_save_load_keep_sparsity_and_outputs(helpers, conv_data, tmp_path)
     expected = pruned.predict(x, verbose=0)
 
     # the pruned model itself saves and reloads with its masks and step (no custom_objects)
-    pruned.save(tmp_path / "pruned.keras")
-    reloaded = keras.models.load_model(tmp_path / "pruned.keras")
-    np.testing.assert_allclose(reloaded.predict(x, verbose=0), expected, atol=1e-6)
+    reloaded = keras_reload(pruned, x, "pruned", expected=expected, atol=1e-6)
     for a, b in zip(pruning_wrappers(pruned), pruning_wrappers(reloaded)):
         np.testing.assert_array_equal(_np(a.masks[0]), _np(b.masks[0]))
         assert int(_np(b.pruning_step)) == 7
@@ -227,8 +225,7 @@ def test_strip_save_load_keep_sparsity_and_outputs(helpers, conv_data, tmp_path)
     assert not pruning_wrappers(stripped)
     assert [layer.name for layer in stripped.layers] == [layer.name for layer in model.layers]
     np.testing.assert_allclose(stripped.predict(x, verbose=0), expected, atol=1e-6)
-    stripped.save(tmp_path / "stripped.keras")
-    final = keras.models.load_model(tmp_path / "stripped.keras")
+    final = keras_reload(stripped, x, "stripped")
     report = {r["layer"]: r for r in sparsity_report(final)}
     for name in ("c1", "c2"):
         assert abs(report[name]["sparsity"] - 0.6) <= 0.01
@@ -237,14 +234,13 @@ def test_strip_save_load_keep_sparsity_and_outputs(helpers, conv_data, tmp_path)
     assert "c2" in table and "total" in table
 
 
-def test_resume_after_save_load_continues_the_schedule(helpers, conv_data, tmp_path):
+def test_resume_after_save_load_continues_the_schedule(helpers, conv_data, keras_reload):
     schedule = PolynomialDecay(0.0, 0.8, begin_step=0, end_step=16, frequency=8)
     pruned = prune_low_magnitude(helpers.small_conv_model(), schedule)
     _fit(pruned, conv_data, epochs=1)  # steps 0..7: only the step-0 update (sparsity 0)
     assert all(v == 0.0 for v in _kernel_sparsities(pruned).values())
-    pruned.save(tmp_path / "mid.keras")
 
-    resumed = keras.models.load_model(tmp_path / "mid.keras")
+    resumed = keras_reload(pruned, conv_data[0], "mid")
     _fit(resumed, conv_data, epochs=2)  # steps 8..23: updates at 8 (0.7) and 16 (0.8)
     wrapper = pruning_wrappers(resumed)[0]
     assert int(_np(wrapper.pruning_step)) == 23
@@ -305,7 +301,7 @@ def test_wrapper_config_round_trip():
 # --------------------------------------------------------------------------------------------
 
 
-def test_ssd7_magnitude_pruning_with_ssd_loss(helpers, tmp_path):
+def test_ssd7_magnitude_pruning_with_ssd_loss(helpers, keras_reload):
     from keras_loss_function.keras_ssd_loss import SSDLoss
 
     model, predictor_sizes = helpers.ssd7_small()
@@ -326,8 +322,7 @@ def test_ssd7_magnitude_pruning_with_ssd_loss(helpers, tmp_path):
     np.testing.assert_allclose(
         stripped.predict(images[:2], verbose=0), pruned.predict(images[:2], verbose=0), atol=1e-5
     )
-    stripped.save(tmp_path / "ssd7.keras")
-    reloaded = keras.models.load_model(tmp_path / "ssd7.keras")
+    reloaded = keras_reload(stripped, images[:2], "ssd7")
     rows = [r for r in sparsity_report(reloaded) if r["layer"] in expected]
     assert len(rows) == 15 and all(abs(r["sparsity"] - 0.5) <= 0.01 for r in rows)
 
@@ -361,21 +356,12 @@ print(json.dumps({
 """
 
 
-def test_magnitude_pruning_on_the_jax_backend():
+def test_magnitude_pruning_on_the_jax_backend(fresh_python):
     """The wrapper is pure keras.ops; the callback syncs JAX's trainer state before editing."""
     import json
-    import os
-    import subprocess
-    import sys
-    from pathlib import Path
 
     pytest.importorskip("jax")
-    root = Path(__file__).resolve().parents[2]
-    env = {**os.environ, "KERAS_BACKEND": "jax", "PYTHONPATH": str(root)}
-    done = subprocess.run(
-        [sys.executable, "-c", _JAX_SCRIPT], env=env, capture_output=True, text=True, timeout=300
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
+    done = fresh_python("-c", _JAX_SCRIPT, env={"KERAS_BACKEND": "jax"}, timeout=300)
     result = json.loads(done.stdout.strip().splitlines()[-1])
     assert result["backend"] == "jax"
     # 4 steps per epoch x 3 epochs: updates at 0, 4, 8 -> final 0.75 of 216 weights (162 zeros)

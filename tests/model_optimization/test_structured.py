@@ -159,7 +159,7 @@ def test_l2_normalization_and_depthwise_are_rewired():
     )
 
 
-def test_ssd7_filter_pruning_identity_and_size(helpers, tmp_path):
+def test_ssd7_filter_pruning_identity_and_size(helpers, keras_reload):
     model, _ = helpers.ssd7_small()
     helpers.randomize_batchnorm(model)
     status = prunable_filters(model)
@@ -181,9 +181,7 @@ def test_ssd7_filter_pruning_identity_and_size(helpers, tmp_path):
     report = {r["layer"]: r for r in filter_pruning_report(model, small)}
     assert report["conv4"]["filters_after"] == 32 and report["classes4"]["filters_after"] == 24
     assert report["total"]["params_after"] < 0.4 * report["total"]["params_before"]
-    small.save(tmp_path / "small.keras")
-    again = keras.models.load_model(tmp_path / "small.keras")
-    np.testing.assert_allclose(again.predict(x, verbose=0), got, atol=1e-6)
+    keras_reload(small, x, "small", expected=got, atol=1e-6)
 
 
 def test_prune_filters_then_fine_tune_runs(helpers):

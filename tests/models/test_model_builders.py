@@ -226,16 +226,13 @@ def test_bad_builder_arguments_raise(kwargs, message):
         build_model(**{**SMALL_SSD7, **kwargs})
 
 
-def test_ssd7_keras_and_weights_round_trip(tmp_path):
+def test_ssd7_keras_and_weights_round_trip(tmp_path, keras_reload):
     keras.utils.set_random_seed(0)
     model = build_model(**SMALL_SSD7)
     x = np.random.default_rng(2).uniform(0, 255, size=(2, 96, 128, 3)).astype("float32")
     expected = _np(model.predict(x, verbose=0))
 
-    path = tmp_path / "ssd7.keras"
-    model.save(path)
-    reloaded = keras.models.load_model(path)  # no custom_objects
-    np.testing.assert_array_equal(_np(reloaded.predict(x, verbose=0)), expected)
+    reloaded = keras_reload(model, x, "ssd7", expected=expected)
     assert [layer.name for layer in reloaded.layers] == [layer.name for layer in model.layers]
 
     weights = tmp_path / "ssd7.weights.h5"
@@ -248,29 +245,26 @@ def test_ssd7_keras_and_weights_round_trip(tmp_path):
 
 
 @pytest.mark.filterwarnings("ignore:Skipping variable loading for optimizer")
-def test_compiled_model_with_ssd_loss_reloads(tmp_path):
+def test_compiled_model_with_ssd_loss_reloads(keras_reload):
     from keras_loss_function.keras_ssd_loss import SSDLoss
 
     model = build_model(**SMALL_SSD7)
     model.compile(optimizer="adam", loss=SSDLoss(neg_pos_ratio=2, alpha=0.5))
-    path = tmp_path / "compiled.keras"
-    model.save(path)
-    reloaded = keras.models.load_model(path)
+    x = np.random.default_rng(5).uniform(0, 255, size=(1, 96, 128, 3)).astype("float32")
+    reloaded = keras_reload(model, x, "compiled")
     assert isinstance(reloaded.loss, SSDLoss)
     assert reloaded.loss.get_config()["neg_pos_ratio"] == 2
 
 
 @needs_decoders
 @pytest.mark.parametrize("mode", ["inference", "inference_fast"])
-def test_inference_modes_shape_and_round_trip(tmp_path, mode):
+def test_inference_modes_shape_and_round_trip(keras_reload, mode):
     model = build_model(**{**SMALL_SSD7, "mode": mode, "top_k": 50, "confidence_thresh": 0.3})
     assert model.layers[-1].name == "decoded_predictions"
     x = np.random.default_rng(3).uniform(0, 255, size=(2, 96, 128, 3)).astype("float32")
     out = _np(model.predict(x, verbose=0))
     assert out.shape == (2, 50, 6)
-    path = tmp_path / f"{mode}.keras"
-    model.save(path)
-    np.testing.assert_array_equal(_np(keras.models.load_model(path).predict(x, verbose=0)), out)
+    keras_reload(model, x, mode, expected=out)
 
 
 def test_presets():
