@@ -133,15 +133,21 @@ def apply_inverse_transforms(
 ):
     """Maps decoded predictions back to the coordinates of the original images.
 
+    The one implementation; `ssd_output_decoder.apply_inverse_transforms` (always a batch)
+    calls `apply_inverse_transforms_per_image` below.
+
     Args:
-        y_pred_decoded: predictions of one image, ``(n, 6+)`` rows ``[class_id, conf, xmin, ymin,
-            xmax, ymax]``, or a list of such arrays, one per batch item.
+        y_pred_decoded: one of
+            - a ``(n, 6+)`` array: one image's rows ``[class_id, conf, xmin, ymin, xmax, ymax]``;
+            - a list (or tuple) of such arrays, one per batch item;
+            - a ``(batch, n, 6+)`` array: a batch, as in the original (each item's inverters must
+              keep its shape).
         inverse_transforms: for one image, the inverters in the order they must be applied (the
             last transform's inverter first, as `DataGenerator.generate` returns them); for a batch,
             one such list per item. ``None`` entries are skipped.
 
     Returns:
-        A new array (or list of arrays) of the same shape(s); the inputs are not modified.
+        A new array (or list of arrays) of the same structure; the inputs are not modified.
 
     Example:
         >>> resize = Resize(height=300, width=300)
@@ -149,26 +155,50 @@ def apply_inverse_transforms(
         >>> apply_inverse_transforms(np.array([[1, 0.9, 30, 30, 60, 60]]), [inverter])
         array([[  1. ,   0.9,  60. ,  15. , 120. ,  30. ]])
     """
-
-    def invert_one(predictions, inverters):
-        out = np.array(predictions, copy=True)
-        if out.size == 0:
-            return out
-        for inverter in inverters:
-            if inverter is not None:
-                out = inverter(out)
-        return out
-
     if isinstance(y_pred_decoded, np.ndarray):
-        return invert_one(y_pred_decoded, inverse_transforms)
+        if y_pred_decoded.ndim == 3:
+            inverted = apply_inverse_transforms_per_image(y_pred_decoded, inverse_transforms)
+            return np.stack(inverted).astype(y_pred_decoded.dtype, copy=False)
+        return _invert_image(y_pred_decoded, inverse_transforms)
     if isinstance(y_pred_decoded, (list, tuple)):
-        if len(y_pred_decoded) != len(inverse_transforms):
-            raise ValueError(
-                f"y_pred_decoded has {len(y_pred_decoded)} batch items but inverse_transforms has "
-                f"{len(inverse_transforms)}"
-            )
-        return [invert_one(p, inv) for p, inv in zip(y_pred_decoded, inverse_transforms)]
+        return apply_inverse_transforms_per_image(y_pred_decoded, inverse_transforms)
     raise ValueError(
         "y_pred_decoded must be a numpy array or a list of arrays, "
         f"got {type(y_pred_decoded).__name__}"
     )
+
+
+def apply_inverse_transforms_per_image(
+    y_pred_decoded: np.ndarray | Sequence[np.ndarray],
+    inverse_transforms: Sequence[Sequence[Inverter | None] | None],
+) -> list[np.ndarray]:
+    """`apply_inverse_transforms` for a batch: always one item per image, a list back.
+
+    Args:
+        y_pred_decoded: per image, a ``(k, 6+)`` array (a ``(batch, k, 6+)`` array also works).
+        inverse_transforms: per image, a sequence of inverters (or None), applied in order.
+
+    Returns:
+        A new list with one array per image; the input is not modified. Images without
+        predictions are passed through unchanged.
+    """
+    if len(y_pred_decoded) != len(inverse_transforms):
+        raise ValueError(
+            f"y_pred_decoded has {len(y_pred_decoded)} batch items but inverse_transforms has "
+            f"{len(inverse_transforms)} entries"
+        )
+    return [
+        _invert_image(rows, inverters)
+        for rows, inverters in zip(y_pred_decoded, inverse_transforms)
+    ]
+
+
+def _invert_image(predictions, inverters) -> np.ndarray:
+    """A copy of one image's predictions with its inverters applied in order (if any rows)."""
+    out = np.array(predictions, copy=True)
+    if out.size == 0:
+        return out
+    for inverter in inverters or ():
+        if inverter is not None:
+            out = inverter(out)
+    return out

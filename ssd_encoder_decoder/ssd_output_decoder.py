@@ -385,7 +385,11 @@ def get_pred_layers(y_pred_decoded, num_boxes_per_pred_layer) -> list[np.ndarray
 
 
 def apply_inverse_transforms(y_pred_decoded, inverse_transforms) -> list[np.ndarray]:
-    """Maps decoded detections back to the original images.
+    """Maps decoded detections back to the original images (always a batch).
+
+    `data_generator.object_detection_2d_misc_utils.apply_inverse_transforms_per_image` (the one
+    implementation). Unlike `data_generator`'s `apply_inverse_transforms`, an array is always a
+    batch here and a list always comes back.
 
     Args:
         y_pred_decoded: per image, a ``(k, 6)`` array ``[class_id, confidence, xmin, ymin, xmax,
@@ -397,20 +401,10 @@ def apply_inverse_transforms(y_pred_decoded, inverse_transforms) -> list[np.ndar
         A new list of arrays; the input is not modified. Images without detections are passed
         through unchanged.
     """
-    if len(inverse_transforms) != len(y_pred_decoded):
-        raise ValueError(
-            f"inverse_transforms has {len(inverse_transforms)} entries for "
-            f"{len(y_pred_decoded)} images"
-        )
-    results = []
-    for rows, inverters in zip(y_pred_decoded, inverse_transforms):
-        rows = np.array(rows, copy=True)
-        if rows.size > 0:
-            for inverter in inverters or ():
-                if inverter is not None:
-                    rows = inverter(rows)
-        results.append(rows)
-    return results
+    # Imported here: the data_generator package pulls in OpenCV, which decoding does not need.
+    from data_generator.object_detection_2d_misc_utils import apply_inverse_transforms_per_image
+
+    return apply_inverse_transforms_per_image(y_pred_decoded, inverse_transforms)
 
 
 def _check_top_k(top_k) -> None:

@@ -120,6 +120,23 @@ def test_apply_inverse_transforms():
         apply_inverse_transforms([predictions], [[double], [double]])
 
 
+def test_apply_inverse_transforms_ndarray_batch_keeps_the_original_contract():
+    # Through this import path a 2-D array is one image (above) and a (batch, k, 6) array is a
+    # batch, as in the original ssd_keras: one inverter list per item, an array back.
+    def shift(p):
+        p = p.copy()
+        p[:, 2:] += 5
+        return p
+
+    batch = np.array([[[1, 0.9, 10, 20, 30, 40]], [[2, 0.8, 0, 0, 10, 10]]], dtype=np.float32)
+    out = apply_inverse_transforms(batch, [[shift], [None]])
+    assert isinstance(out, np.ndarray) and out.dtype == np.float32
+    np.testing.assert_allclose(out, [[[1, 0.9, 15, 25, 35, 45]], [[2, 0.8, 0, 0, 10, 10]]])
+    np.testing.assert_array_equal(batch[0, 0, 2:], [10, 20, 30, 40])  # input untouched
+    with pytest.raises(ValueError, match="batch items"):
+        apply_inverse_transforms(batch, [[shift]])
+
+
 def test_transform_modules_import_no_keras(imports_leave_out):
     # data_generator is numpy + OpenCV: importing the transforms and chains must not pull in Keras.
     modules = [

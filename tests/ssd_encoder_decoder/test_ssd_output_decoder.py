@@ -153,6 +153,26 @@ def test_inverse_transform_hook():
         apply_inverse_transforms(decoded, [[shift]])
 
 
+def test_inverse_transform_hook_takes_an_ndarray_batch():
+    # Through this import path an array is always a batch and a list comes back (the decoders'
+    # hook); the data_generator path returns an array for the same input.
+    from data_generator.object_detection_2d_misc_utils import (
+        apply_inverse_transforms as data_generator_path,
+    )
+
+    def shift(rows):
+        rows = rows.copy()
+        rows[:, [2, 4]] += 100
+        return rows
+
+    batch = np.array([[[1, 0.9, 10, 20, 30, 40]], [[2, 0.5, 1, 2, 3, 4]]])
+    inverted = apply_inverse_transforms(batch, [[shift], []])
+    assert isinstance(inverted, list) and len(inverted) == 2
+    np.testing.assert_array_equal(inverted[0], [[1, 0.9, 110, 20, 130, 40]])
+    np.testing.assert_array_equal(inverted[1], [[2, 0.5, 1, 2, 3, 4]])
+    np.testing.assert_array_equal(np.stack(inverted), data_generator_path(batch, [[shift], []]))
+
+
 # --------------------------------------------------------------------------- properties
 
 
