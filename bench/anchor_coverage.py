@@ -50,7 +50,7 @@ def _row(coverage, boxes) -> dict:
     }
 
 
-def main(argv=None) -> dict:
+def _parse_args(argv) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--image-size", type=int, nargs=2, default=(240, 320), metavar=("H", "W"))
     parser.add_argument(
@@ -59,20 +59,62 @@ def main(argv=None) -> dict:
     parser.add_argument("--iou", type=float, default=0.5)
     parser.add_argument("--out", help="also write the JSON here")
     args = parser.parse_args(argv)
+    for name in args.datasets:
+        root, _ = DATASETS[name]
+        if not (root / "ImageSets" / "Main" / "train.txt").is_file():
+            parser.exit(2, f"{name} not found at {root}\n")
+    return args
 
-    import numpy as np
 
+def _split_result(name, split, config, fitted_config, predictor_sizes, args) -> dict:
+    """Coverage of one dataset split by the default and the fitted anchors, and the targets."""
     from data_generator.dataset_inspection import collect_boxes
     from ssd_encoder_decoder.anchor_coverage import SIZE_BUCKETS, anchor_coverage, model_anchors
+    from ssd_keras.data import load_voc
+    from ssd_keras.inspection import anchor_layers
+
+    root, classes = DATASETS[name]
+    boxes = collect_boxes(load_voc(root, split, classes), config.image_size)
+    valid = (boxes.widths > 0) & (boxes.heights > 0)
+    rows = {}
+    for arm, arm_config in (("default", config), ("fitted", fitted_config)):
+        anchors = model_anchors(
+            config.img_height,
+            config.img_width,
+            predictor_sizes,
+            anchor_layers(arm_config, predictor_sizes),
+        )
+        coverage = anchor_coverage(boxes.boxes[valid], boxes.box_image[valid], anchors, args.iou)
+        rows[arm] = _row(coverage, boxes)
+    buckets_ok = all(
+        rows["default"]["per_size"][b]["boxes"] == 0
+        or rows["fitted"]["per_size"][b]["fraction"] >= rows["default"]["per_size"][b]["fraction"]
+        for b, _, _ in SIZE_BUCKETS
+    )
+    overall_ok = rows["default"]["overall"] >= 0.95 or rows["fitted"]["overall"] >= 0.95
+    return {
+        "dataset": name,
+        "image_size": list(args.image_size),
+        "split": split,
+        "boxes": int(valid.sum()),
+        **rows,
+        "fitted_ge_default_every_bucket": buckets_ok,
+        "overall_target_met": overall_ok,
+        "targets_met": bool(buckets_ok and overall_ok),
+    }
+
+
+def main(argv=None) -> dict:
+    args = _parse_args(argv)
+    import numpy as np
+
     from ssd_keras.config import RunConfig
     from ssd_keras.data import load_voc
-    from ssd_keras.inspection import anchor_layers, fit_dataset_anchors
+    from ssd_keras.inspection import fit_dataset_anchors
 
     results, fitted_settings, seconds = [], {}, {}
     for name in args.datasets:
         root, classes = DATASETS[name]
-        if not (root / "ImageSets" / "Main" / "train.txt").is_file():
-            parser.exit(2, f"{name} not found at {root}\n")
         config = RunConfig.create("ssd7", classes, image_size=args.image_size)
         predictor_sizes = config.predictor_sizes()
         train_data = load_voc(root, "train", classes)
@@ -94,39 +136,7 @@ def main(argv=None) -> dict:
             "improved": fit.improved,
         }
         for split in ("train", "test"):
-            boxes = collect_boxes(load_voc(root, split, classes), config.image_size)
-            valid = (boxes.widths > 0) & (boxes.heights > 0)
-            rows = {}
-            for arm, arm_config in (("default", config), ("fitted", fitted_config)):
-                anchors = model_anchors(
-                    config.img_height,
-                    config.img_width,
-                    predictor_sizes,
-                    anchor_layers(arm_config, predictor_sizes),
-                )
-                coverage = anchor_coverage(
-                    boxes.boxes[valid], boxes.box_image[valid], anchors, args.iou
-                )
-                rows[arm] = _row(coverage, boxes)
-            buckets_ok = all(
-                rows["default"]["per_size"][b]["boxes"] == 0
-                or rows["fitted"]["per_size"][b]["fraction"]
-                >= rows["default"]["per_size"][b]["fraction"]
-                for b, _, _ in SIZE_BUCKETS
-            )
-            overall_ok = rows["default"]["overall"] >= 0.95 or rows["fitted"]["overall"] >= 0.95
-            results.append(
-                {
-                    "dataset": name,
-                    "image_size": list(args.image_size),
-                    "split": split,
-                    "boxes": int(valid.sum()),
-                    **rows,
-                    "fitted_ge_default_every_bucket": buckets_ok,
-                    "overall_target_met": overall_ok,
-                    "targets_met": bool(buckets_ok and overall_ok),
-                }
-            )
+            results.append(_split_result(name, split, config, fitted_config, predictor_sizes, args))
     report = {
         "benchmark": "anchor_coverage",
         "model": "ssd7",

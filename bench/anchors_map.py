@@ -39,7 +39,10 @@ CLASSES = ["background", "RBC", "WBC", "Platelets"]
 ARMS = ("default", "fitted", "fitted_focal")
 
 
-def main(argv=None) -> dict:
+VARIANCES = [0.1, 0.1, 0.2, 0.2]
+
+
+def _parse_args(argv) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data", default=str(BCCD), help="the BCCD folder (VOC layout)")
     parser.add_argument(
@@ -57,71 +60,68 @@ def main(argv=None) -> dict:
 
     if not (Path(args.data) / "ImageSets" / "Main" / "train.txt").is_file():
         parser.exit(2, f"BCCD not found at {args.data} (expected ImageSets/Main/train.txt)\n")
-    import keras
+    return args
 
-    from ssd_keras.callbacks import StopAfterMinutes
+
+def _configs(train_data, classes, image_size):
+    """SSD7's default anchors and the anchors fitted to `train_data`: (default, fitted, fit)."""
     from ssd_keras.config import RunConfig
-    from ssd_keras.data import load_voc
-    from ssd_keras.evaluate import evaluate
     from ssd_keras.inspection import fit_dataset_anchors
-    from ssd_keras.train import train
 
-    variances = [0.1, 0.1, 0.2, 0.2]
-    classes = args.classes.split(",")
-    train_data = load_voc(args.data, "train", classes)
-    test_data = load_voc(args.data, "test", classes)
-    default = RunConfig.create("ssd7", classes, image_size=args.image_size, variances=variances)
+    default = RunConfig.create("ssd7", classes, image_size=image_size, variances=VARIANCES)
     fit, _ = fit_dataset_anchors(train_data, default, progress=False)
     fitted = RunConfig.create(
         "ssd7",
         classes,
-        image_size=args.image_size,
-        variances=variances,
+        image_size=image_size,
+        variances=VARIANCES,
         scales=fit.scales,
         aspect_ratios_per_layer=fit.aspect_ratios_per_layer,
     )
-    configs = {"default": default, "fitted": fitted, "fitted_focal": fitted}
-    out = Path(args.out)
-    runs = {arm: [] for arm in args.arms}
-    load_start = os.getloadavg()
-    for seed in args.seeds:
-        for arm in args.arms:
-            run_dir = out / f"{arm}_seed{seed}"
-            stop = StopAfterMinutes(args.minutes, per_batch=True)
-            started = time.perf_counter()
-            result = train(
-                configs[arm],
-                train_data,
-                run_dir,
-                epochs=10**4,
-                batch_size=args.batch_size,
-                early_stopping_patience=None,
-                overwrite=True,
-                seed=seed,
-                extra_callbacks=[stop],
-                verbose=0,
-                loss="focal" if arm == "fitted_focal" else "softmax",
-                mixed_precision=args.mixed_precision,
-                workers=args.workers,
-            )
-            minutes = (time.perf_counter() - started) / 60
-            metrics = evaluate(result.model, configs[arm], test_data, out_dir=None, verbose=False)
-            record = {
-                "seed": seed,
-                "mAP_11point": metrics["mAP_11point"],
-                "mAP_all_point": metrics["mAP_all_point"],
-                "per_class_ap_11point": {
-                    name: row["ap_11point"] for name, row in metrics["per_class"].items()
-                },
-                "epochs": len(result.history["loss"]),
-                "final_loss": float(result.history["loss"][-1]),
-                "train_minutes": round(minutes, 2),
-                "load_average": [round(v, 2) for v in os.getloadavg()],
-            }
-            runs[arm].append(record)
-            print(json.dumps({"arm": arm, **record}), flush=True)
-            keras.backend.clear_session()
+    return default, fitted, fit
 
+
+def _run(args, config, arm, seed, train_data, test_data, out) -> dict:
+    """Train one arm for ``--minutes`` with `seed`, evaluate it on test: its record."""
+    from ssd_keras.callbacks import StopAfterMinutes
+    from ssd_keras.evaluate import evaluate
+    from ssd_keras.train import train
+
+    stop = StopAfterMinutes(args.minutes, per_batch=True)
+    started = time.perf_counter()
+    result = train(
+        config,
+        train_data,
+        out / f"{arm}_seed{seed}",
+        epochs=10**4,
+        batch_size=args.batch_size,
+        early_stopping_patience=None,
+        overwrite=True,
+        seed=seed,
+        extra_callbacks=[stop],
+        verbose=0,
+        loss="focal" if arm == "fitted_focal" else "softmax",
+        mixed_precision=args.mixed_precision,
+        workers=args.workers,
+    )
+    minutes = (time.perf_counter() - started) / 60
+    metrics = evaluate(result.model, config, test_data, out_dir=None, verbose=False)
+    return {
+        "seed": seed,
+        "mAP_11point": metrics["mAP_11point"],
+        "mAP_all_point": metrics["mAP_all_point"],
+        "per_class_ap_11point": {
+            name: row["ap_11point"] for name, row in metrics["per_class"].items()
+        },
+        "epochs": len(result.history["loss"]),
+        "final_loss": float(result.history["loss"][-1]),
+        "train_minutes": round(minutes, 2),
+        "load_average": [round(v, 2) for v in os.getloadavg()],
+    }
+
+
+def _summarise(runs: dict) -> dict:
+    """Per arm: its runs and the mean and spread (max - min) of their mAPs."""
     arms = {}
     for arm, records in runs.items():
         values = [r["mAP_11point"] for r in records]
@@ -133,13 +133,38 @@ def main(argv=None) -> dict:
             "mean_all_point": sum(all_point) / len(all_point),
             "spread_all_point": max(all_point) - min(all_point),
         }
+    return arms
+
+
+def main(argv=None) -> dict:
+    args = _parse_args(argv)
+    import keras
+
+    from ssd_keras.data import load_voc
+
+    classes = args.classes.split(",")
+    train_data = load_voc(args.data, "train", classes)
+    test_data = load_voc(args.data, "test", classes)
+    default, fitted, fit = _configs(train_data, classes, args.image_size)
+    configs = {"default": default, "fitted": fitted, "fitted_focal": fitted}
+    out = Path(args.out)
+    runs = {arm: [] for arm in args.arms}
+    load_start = os.getloadavg()
+    for seed in args.seeds:
+        for arm in args.arms:
+            record = _run(args, configs[arm], arm, seed, train_data, test_data, out)
+            runs[arm].append(record)
+            print(json.dumps({"arm": arm, **record}), flush=True)
+            keras.backend.clear_session()
+
+    arms = _summarise(runs)
     report = {
         "benchmark": "anchors_map",
         "protocol": {
             "data": str(args.data),
             "model": "ssd7",
             "image_size": list(args.image_size),
-            "variances": variances,
+            "variances": VARIANCES,
             "batch_size": args.batch_size,
             "minutes_per_run": args.minutes,
             "seeds": args.seeds,

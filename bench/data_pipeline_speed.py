@@ -29,6 +29,7 @@ Prints one JSON object. Usage: ``python bench/data_pipeline_speed.py [--batches 
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import platform
@@ -192,7 +193,7 @@ def train_step_rate(batch_size: int, steps: int, encoder) -> dict:
     }
 
 
-def main(argv=None) -> dict:
+def _parse_args(argv) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--batches", type=int, default=8, help="timed batches per mode")
@@ -210,72 +211,70 @@ def main(argv=None) -> dict:
     parser.add_argument("--train-batch", type=int, default=8)
     parser.add_argument("--train-steps", type=int, default=3)
     parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args(argv)
+    return parser.parse_args(argv)
 
-    SSDDataAugmentation, SSDInputEncoder = load_parts()
-    encoder = SSDInputEncoder(**SSD300_ENCODER_KWARGS)
-    n_items = args.batch_size * (args.batches + args.warmup + 1)
-    dataset, source = source_dataset(n_items)
 
-    def augmentation():
-        return SSDDataAugmentation(300, 300, labels_format=LABELS_FORMAT, rng=args.seed)
-
-    def make_iterators():
-        """Fresh iterators, one per mode (a PyDataset's workers start with its iterator)."""
-        order = dataset.to_py_dataset(batch_size=args.batch_size, seed=args.seed).epoch_order(0)
-        yield (
-            "plain_generator",
-            plain_generator(
-                dataset.filenames,
-                dataset.labels,
-                order,
-                args.batch_size,
-                augmentation(),
-                encoder,
-                args.seed,
-            ),
-        )
-        yield (
-            "generate",
-            dataset.generate(
+def make_iterators(dataset, args, encoder, augmentation):
+    """Fresh iterators, one per mode (a PyDataset's workers start with its iterator);
+    ``augmentation()`` makes a freshly seeded SSDDataAugmentation."""
+    order = dataset.to_py_dataset(batch_size=args.batch_size, seed=args.seed).epoch_order(0)
+    yield (
+        "plain_generator",
+        plain_generator(
+            dataset.filenames,
+            dataset.labels,
+            order,
+            args.batch_size,
+            augmentation(),
+            encoder,
+            args.seed,
+        ),
+    )
+    yield (
+        "generate",
+        dataset.generate(
+            batch_size=args.batch_size,
+            transformations=[augmentation()],
+            label_encoder=encoder,
+            seed=args.seed,
+        ),
+    )
+    for workers in args.workers:
+        kinds = [True] if args.no_threads else [False, True]
+        for use_multiprocessing in kinds:
+            kind = "processes" if use_multiprocessing else "threads"
+            py_dataset = dataset.to_py_dataset(
                 batch_size=args.batch_size,
                 transformations=[augmentation()],
                 label_encoder=encoder,
                 seed=args.seed,
-            ),
-        )
-        for workers in args.workers:
-            kinds = [True] if args.no_threads else [False, True]
-            for use_multiprocessing in kinds:
-                kind = "processes" if use_multiprocessing else "threads"
-                py_dataset = dataset.to_py_dataset(
-                    batch_size=args.batch_size,
-                    transformations=[augmentation()],
-                    label_encoder=encoder,
-                    seed=args.seed,
-                    workers=workers,
-                    use_multiprocessing=use_multiprocessing,
-                )
-                yield f"pydataset_{kind}_{workers}", pydataset_iterator(py_dataset)
+                workers=workers,
+                use_multiprocessing=use_multiprocessing,
+            )
+            yield f"pydataset_{kind}_{workers}", pydataset_iterator(py_dataset)
 
-    # The baseline and the PyDataset modes build the same batches (same order, same re-seeded
-    # augmentation): check it on the first batch, so the rates compare the same work.
-    check = dict(make_iterators())
+
+def same_first_batches(make) -> bool:
+    """The baseline and the PyDataset modes build the same batches (same order, same re-seeded
+    augmentation): checked on the first batch, so the rates compare the same work."""
+    check = dict(make())
     first = {name: next(it) for name, it in check.items() if name != "generate"}
     for it in check.values():
         it.close()
-    same_batches = all(
+    return all(
         np.array_equal(b[0], first["plain_generator"][0])
         and np.array_equal(b[1], first["plain_generator"][1])
         for b in first.values()
     )
 
-    # The modes take turns, --repeats times, each with a fresh iterator that is closed (its
-    # workers stopped) before the next mode runs; the best and the median rate are reported,
-    # which damps the noise of a shared machine.
+
+def time_modes(make, args) -> dict:
+    """The modes take turns, --repeats times, each with a fresh iterator that is closed (its
+    workers stopped) before the next mode runs; the best and the median rate are reported,
+    which damps the noise of a shared machine."""
     runs: dict[str, list[dict]] = {}
     for _ in range(args.repeats):
-        for name, iterator in make_iterators():
+        for name, iterator in make():
             runs.setdefault(name, []).append(time_batches(iterator, args.batches, args.warmup))
             iterator.close()
     results = {}
@@ -288,6 +287,35 @@ def main(argv=None) -> dict:
             "median_images_per_s": round(float(np.median(rates)), 2),
             "all_images_per_s": [round(r, 2) for r in rates],
         }
+    return results
+
+
+def add_train_step(output: dict, args, encoder, results: dict) -> None:
+    """The SSD300 training step's rate, for comparison with the pipeline's (into `output`)."""
+    try:
+        train = train_step_rate(args.train_batch, args.train_steps, encoder)
+    except Exception as error:  # report the pipeline numbers even without a model
+        output["ssd300_train_step"] = {"error": f"{type(error).__name__}: {error}"}
+    else:
+        output["ssd300_train_step"] = train
+        output["pipeline_faster_than_train_step"] = {
+            name: r["images_per_s"] > train["images_per_s"] for name, r in results.items()
+        }
+
+
+def main(argv=None) -> dict:
+    args = _parse_args(argv)
+    SSDDataAugmentation, SSDInputEncoder = load_parts()
+    encoder = SSDInputEncoder(**SSD300_ENCODER_KWARGS)
+    n_items = args.batch_size * (args.batches + args.warmup + 1)
+    dataset, source = source_dataset(n_items)
+
+    def augmentation():
+        return SSDDataAugmentation(300, 300, labels_format=LABELS_FORMAT, rng=args.seed)
+
+    make = functools.partial(make_iterators, dataset, args, encoder, augmentation)
+    same_batches = same_first_batches(make)
+    results = time_modes(make, args)
 
     baseline = results["plain_generator"]["images_per_s"]
     ratios = {name: r["images_per_s"] / baseline for name, r in results.items()}
@@ -309,15 +337,7 @@ def main(argv=None) -> dict:
     )
     output["target_3x_plain_generator_met"] = best_parallel is not None and best_parallel >= 3
     if not args.no_train_step:
-        try:
-            train = train_step_rate(args.train_batch, args.train_steps, encoder)
-        except Exception as error:  # report the pipeline numbers even without a model
-            output["ssd300_train_step"] = {"error": f"{type(error).__name__}: {error}"}
-        else:
-            output["ssd300_train_step"] = train
-            output["pipeline_faster_than_train_step"] = {
-                name: r["images_per_s"] > train["images_per_s"] for name, r in results.items()
-            }
+        add_train_step(output, args, encoder, results)
     for result in results.values():
         result["images_per_s"] = round(result["images_per_s"], 2)
     output["ratio_to_plain_generator"] = {k: round(v, 3) for k, v in ratios.items()}

@@ -138,7 +138,7 @@ def same_detections(a, b):
     return all(np.array_equal(canonical(x), canonical(y)) for x, y in zip(a, b))
 
 
-def main(argv=None):
+def _parse_args(argv) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument(
@@ -147,9 +147,93 @@ def main(argv=None):
         help="do not run the (tens of seconds) reference decode_detections on the untrained batch",
     )
     parser.add_argument("--encoder-only", action="store_true", help="only the encoder workload")
-    args = parser.parse_args(argv)
-    rng = np.random.default_rng(2024)
+    return parser.parse_args(argv)
+
+
+def encoder_entries(labels, repeat: int) -> dict:
+    """The encoder's report entries: float64 and float32 output against the reference loop."""
     encoder = SSDInputEncoder(**SSD300_ENCODER_KWARGS)
+    encoder32 = SSDInputEncoder(**SSD300_ENCODER_KWARGS, output_dtype="float32")
+    # The encoder is quick: more repeats make its best-of timings less noisy, and the three
+    # variants take turns so that a change of machine load hits them alike.
+    (t_new, y_new), (t_ref, y_ref), (t_32, y_32) = best_times_interleaved(
+        5 * repeat,
+        [
+            lambda: encoder(labels),
+            lambda: reference.encode(encoder, labels),
+            lambda: encoder32(labels),
+        ],
+    )
+    return {
+        "encoder_batch32": {
+            "boxes": int(sum(len(x) for x in labels)),
+            "output_mb": round(y_new.nbytes / 1e6, 1),
+            "ssd_keras_ms": round(1e3 * t_new, 2),
+            "reference_loop_ms": round(1e3 * t_ref, 2),
+            "speedup": round(t_ref / t_new, 2),
+            "identical": bool(np.array_equal(y_new, y_ref)),
+        },
+        # output_dtype='float32' (what Keras trains on): the same values rounded once to
+        # float32, against the same float64 reference (the original had no float32 output).
+        "encoder_batch32_float32": {
+            "output_mb": round(y_32.nbytes / 1e6, 1),
+            "ssd_keras_ms": round(1e3 * t_32, 2),
+            "reference_loop_float64_ms": round(1e3 * t_ref, 2),
+            "speedup": round(t_ref / t_32, 2),
+            "identical_to_reference_cast_to_float32": bool(
+                np.array_equal(y_32, y_ref.astype(np.float32))
+            ),
+        },
+    }
+
+
+def decode_entry(y_pred, kind: str, args) -> dict:
+    """decode_detections (top_k 200 and 'all') and decode_detections_fast on one workload,
+    against the reference loops."""
+    entry = {"candidates_per_image_at_0.01": float((y_pred[..., 1:21] > 0.01).sum() / 8)}
+    kwargs = dict(DECODE_KWARGS, confidence_thresh=0.01)
+    t_new, out_new = best_time(args.repeat, decode_detections, y_pred, **kwargs)
+    entry["decode_detections_ms"] = round(1e3 * t_new, 2)
+    entry["detections_per_image"] = [len(x) for x in out_new]
+    all_kwargs = dict(kwargs, top_k="all")
+    t_all, out_all = best_time(
+        1 if kind == "untrained" else args.repeat, decode_detections, y_pred, **all_kwargs
+    )
+    entry["decode_detections_top_k_all_ms"] = round(1e3 * t_all, 2)
+    if kind == "untrained" and args.skip_slow_reference:
+        entry["reference_loop_ms"] = None
+    else:
+        # The reference's cost is its NMS; top_k only cuts afterwards. So it runs once with
+        # top_k='all' and its 200 best rows give the top_k=200 answer (no ties at the cut).
+        repeat = 1 if kind == "untrained" else args.repeat
+        t_ref, ref_all = best_time(
+            repeat, reference.decode_detections, y_pred, **reference_kwargs(all_kwargs)
+        )
+        ref_top = [canonical(rows)[:200] for rows in ref_all]
+        entry["reference_loop_ms"] = round(1e3 * t_ref, 2)
+        entry["speedup"] = round(t_ref / t_new, 2)
+        entry["identical"] = same_detections(out_new, ref_top)
+        entry["speedup_top_k_all"] = round(t_ref / t_all, 2)
+        entry["identical_top_k_all"] = same_detections(out_all, ref_all)
+
+    kwargs = dict(DECODE_KWARGS, confidence_thresh=0.5, top_k="all")
+    t_new, out_new = best_time(args.repeat, decode_detections_fast, y_pred, **kwargs)
+    t_ref, out_ref = best_time(
+        args.repeat, reference.decode_detections_fast, y_pred, **reference_kwargs(kwargs)
+    )
+    entry["decode_detections_fast"] = {
+        "ssd_keras_ms": round(1e3 * t_new, 2),
+        "reference_loop_ms": round(1e3 * t_ref, 2),
+        "speedup": round(t_ref / t_new, 2),
+        "identical": same_detections(out_new, out_ref),
+        "detections_per_image": [len(x) for x in out_new],
+    }
+    return entry
+
+
+def main(argv=None):
+    args = _parse_args(argv)
+    rng = np.random.default_rng(2024)
     report = {
         "machine": {
             "python": platform.python_version(),
@@ -164,84 +248,15 @@ def main(argv=None):
         },
         "targets": {"encoder_speedup": 5, "decode_detections_speedup": 20},
     }
-
-    labels = make_labels(rng)
-    encoder32 = SSDInputEncoder(**SSD300_ENCODER_KWARGS, output_dtype="float32")
-    # The encoder is quick: more repeats make its best-of timings less noisy, and the three
-    # variants take turns so that a change of machine load hits them alike.
-    (t_new, y_new), (t_ref, y_ref), (t_32, y_32) = best_times_interleaved(
-        5 * args.repeat,
-        [
-            lambda: encoder(labels),
-            lambda: reference.encode(encoder, labels),
-            lambda: encoder32(labels),
-        ],
-    )
-    report["encoder_batch32"] = {
-        "boxes": int(sum(len(x) for x in labels)),
-        "output_mb": round(y_new.nbytes / 1e6, 1),
-        "ssd_keras_ms": round(1e3 * t_new, 2),
-        "reference_loop_ms": round(1e3 * t_ref, 2),
-        "speedup": round(t_ref / t_new, 2),
-        "identical": bool(np.array_equal(y_new, y_ref)),
-    }
-    # output_dtype='float32' (what Keras trains on): the same values rounded once to float32,
-    # against the same float64 reference (the original had no float32 output).
-    report["encoder_batch32_float32"] = {
-        "output_mb": round(y_32.nbytes / 1e6, 1),
-        "ssd_keras_ms": round(1e3 * t_32, 2),
-        "reference_loop_float64_ms": round(1e3 * t_ref, 2),
-        "speedup": round(t_ref / t_32, 2),
-        "identical_to_reference_cast_to_float32": bool(
-            np.array_equal(y_32, y_ref.astype(np.float32))
-        ),
-    }
+    report.update(encoder_entries(make_labels(rng), args.repeat))
     if args.encoder_only:
         print(json.dumps(report, indent=2))
         return
 
-    template = encoder.generate_encoding_template(8)
+    template = SSDInputEncoder(**SSD300_ENCODER_KWARGS).generate_encoding_template(8)
     for kind in ("untrained", "confident"):
         y_pred = make_predictions(rng, template, kind)
-        entry = {"candidates_per_image_at_0.01": float((y_pred[..., 1:21] > 0.01).sum() / 8)}
-        kwargs = dict(DECODE_KWARGS, confidence_thresh=0.01)
-        t_new, out_new = best_time(args.repeat, decode_detections, y_pred, **kwargs)
-        entry["decode_detections_ms"] = round(1e3 * t_new, 2)
-        entry["detections_per_image"] = [len(x) for x in out_new]
-        all_kwargs = dict(kwargs, top_k="all")
-        t_all, out_all = best_time(
-            1 if kind == "untrained" else args.repeat, decode_detections, y_pred, **all_kwargs
-        )
-        entry["decode_detections_top_k_all_ms"] = round(1e3 * t_all, 2)
-        if kind == "untrained" and args.skip_slow_reference:
-            entry["reference_loop_ms"] = None
-        else:
-            # The reference's cost is its NMS; top_k only cuts afterwards. So it runs once with
-            # top_k='all' and its 200 best rows give the top_k=200 answer (no ties at the cut).
-            repeat = 1 if kind == "untrained" else args.repeat
-            t_ref, ref_all = best_time(
-                repeat, reference.decode_detections, y_pred, **reference_kwargs(all_kwargs)
-            )
-            ref_top = [canonical(rows)[:200] for rows in ref_all]
-            entry["reference_loop_ms"] = round(1e3 * t_ref, 2)
-            entry["speedup"] = round(t_ref / t_new, 2)
-            entry["identical"] = same_detections(out_new, ref_top)
-            entry["speedup_top_k_all"] = round(t_ref / t_all, 2)
-            entry["identical_top_k_all"] = same_detections(out_all, ref_all)
-
-        kwargs = dict(DECODE_KWARGS, confidence_thresh=0.5, top_k="all")
-        t_new, out_new = best_time(args.repeat, decode_detections_fast, y_pred, **kwargs)
-        t_ref, out_ref = best_time(
-            args.repeat, reference.decode_detections_fast, y_pred, **reference_kwargs(kwargs)
-        )
-        entry["decode_detections_fast"] = {
-            "ssd_keras_ms": round(1e3 * t_new, 2),
-            "reference_loop_ms": round(1e3 * t_ref, 2),
-            "speedup": round(t_ref / t_new, 2),
-            "identical": same_detections(out_new, out_ref),
-            "detections_per_image": [len(x) for x in out_new],
-        }
-        report[f"decode_batch8_{kind}"] = entry
+        report[f"decode_batch8_{kind}"] = decode_entry(y_pred, kind, args)
     print(json.dumps(report, indent=2))
 
 

@@ -105,7 +105,7 @@ def best_of(fn, repeats):
     return min(times), result
 
 
-def main(argv=None):
+def _parse_args(argv) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument(
         "--sizes", type=int, nargs="+", default=[20_000, 40_000, 60_000, 80_000, 100_000]
@@ -113,7 +113,11 @@ def main(argv=None):
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--no-reference", action="store_true", help="skip the per-detection loop")
-    args = parser.parse_args(argv)
+    return parser.parse_args(argv)
+
+
+def main(argv=None):
+    args = _parse_args(argv)
 
     rng = np.random.default_rng(args.seed)
     gt = make_ground_truth(rng)

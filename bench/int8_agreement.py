@@ -27,7 +27,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 
-def main(argv=None) -> dict:
+def _parse_args(argv) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--run", required=True, help="a training run folder")
     parser.add_argument("--data", required=True, help="its VOC dataset folder")
@@ -36,12 +36,49 @@ def main(argv=None) -> dict:
     parser.add_argument("--confidence", type=float, default=0.5)
     parser.add_argument("--min-iou", type=float, default=0.7)
     parser.add_argument("--runs", type=int, default=30)
-    args = parser.parse_args(argv)
+    return parser.parse_args(argv)
 
+
+def _agreement(keras_detections, int8_detections, min_iou: float):
+    """(Keras detections, those int8 found: same class, IoU >= `min_iou`, int8 detections)."""
+    from bounding_box_utils.bounding_box_utils import iou
+
+    found = total = extra = 0
+    for k, q in zip(keras_detections, int8_detections):
+        total += len(k)
+        for row in k:
+            same_class = q[q[:, 0] == row[0]]
+            if len(same_class):
+                found += int(
+                    iou(row[None, 2:], same_class[:, 2:], coords="corners").max() >= min_iou
+                )
+        extra += len(q)
+    return total, found, extra
+
+
+def _latencies(runners: dict, one, runs: int):
+    """Seconds per call of each runner on `one`, called in turn `runs` times after 3 warm-up
+    calls each; and the load average before the timing."""
+    import numpy as np
+
+    for run in runners.values():
+        for _ in range(3):
+            run(one)
+    load_before = [round(v, 2) for v in os.getloadavg()]
+    times = {name: [] for name in runners}
+    for _ in range(runs):
+        for name, run in runners.items():
+            start = time.perf_counter()
+            np.asarray(run(one))
+            times[name].append(time.perf_counter() - start)
+    return times, load_before
+
+
+def main(argv=None) -> dict:
+    args = _parse_args(argv)
     import keras
     import numpy as np
 
-    from bounding_box_utils.bounding_box_utils import iou
     from ssd_keras.data import evaluation_resize, load_voc
     from ssd_keras.optimize import export_run
     from ssd_keras.predict import Predictor, load_model
@@ -49,8 +86,7 @@ def main(argv=None) -> dict:
     model, config = load_model(args.run)
     train_data = load_voc(args.data, "train", config.classes)
     test_data = load_voc(args.data, args.split, config.classes)
-    folder = Path(tempfile.mkdtemp())
-    int8_file = folder / "model_int8.tflite"
+    int8_file = Path(tempfile.mkdtemp()) / "model_int8.tflite"
     export_run(
         args.run,
         int8_file,
@@ -69,31 +105,13 @@ def main(argv=None) -> dict:
     )
     images = next(batches)
     images = np.asarray(images[0] if isinstance(images, (tuple, list)) else images, "float32")
-    keras_detections = Predictor(model, config, confidence_thresh=args.confidence)(images)
-    int8_detections = Predictor(int8_model, config, confidence_thresh=args.confidence)(images)
-    found = total = extra = 0
-    for k, q in zip(keras_detections, int8_detections):
-        total += len(k)
-        for row in k:
-            same_class = q[q[:, 0] == row[0]]
-            if len(same_class):
-                found += int(
-                    iou(row[None, 2:], same_class[:, 2:], coords="corners").max() >= args.min_iou
-                )
-        extra += len(q)
-
+    total, found, extra = _agreement(
+        Predictor(model, config, confidence_thresh=args.confidence)(images),
+        Predictor(int8_model, config, confidence_thresh=args.confidence)(images),
+        args.min_iou,
+    )
     runners = {"keras": model.predict_on_batch, "tflite_int8": int8_model.predict}
-    one = images[:1]
-    for run in runners.values():
-        for _ in range(3):
-            run(one)
-    load_before = [round(v, 2) for v in os.getloadavg()]
-    times = {name: [] for name in runners}
-    for _ in range(args.runs):
-        for name, run in runners.items():
-            start = time.perf_counter()
-            np.asarray(run(one))
-            times[name].append(time.perf_counter() - start)
+    times, load_before = _latencies(runners, images[:1], args.runs)
     median = {name: statistics.median(values) for name, values in times.items()}
     best = {name: min(values) for name, values in times.items()}
     report = {

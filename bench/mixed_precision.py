@@ -27,6 +27,7 @@ import os
 import statistics
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -47,7 +48,7 @@ def _smooth(values, window: int = 20):
     return out
 
 
-def main(argv=None) -> dict:
+def _parse_args(argv) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data", default=str(BCCD))
     parser.add_argument("--image-size", type=int, nargs=2, default=(240, 320), metavar=("H", "W"))
@@ -57,17 +58,40 @@ def main(argv=None) -> dict:
     parser.add_argument("--distinct-batches", type=int, default=25)
     parser.add_argument("--policy", help="default: ssd_keras.train.mixed_precision_policy()")
     parser.add_argument("--out", help="also write the JSON here")
-    args = parser.parse_args(argv)
+    return parser.parse_args(argv)
 
-    import keras
-    import numpy as np
 
-    from keras_loss_function.keras_ssd_loss import SSDLoss
+@dataclass
+class _Trainer:
+    """SSD7 models under a dtype policy, trained step by step on a fixed list of batches."""
+
+    config: object
+    batches: list
+
+    def build(self, name: str, seed: int):
+        import keras
+
+        from keras_loss_function.keras_ssd_loss import SSDLoss
+        from ssd_keras.train import dtype_policy, make_optimizer
+
+        keras.utils.set_random_seed(seed)
+        with dtype_policy(name):
+            model = self.config.build_model()
+        optimizer = make_optimizer("adam", 1e-3)
+        if model.dtype_policy.name == "mixed_float16":
+            optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
+        model.compile(optimizer=optimizer, loss=SSDLoss(neg_pos_ratio=3, alpha=1.0))
+        return model
+
+    def step(self, model, index: int) -> float:
+        images, targets = self.batches[index % len(self.batches)]
+        return float(model.train_on_batch(images, targets))
+
+
+def _trainer(args) -> _Trainer:
     from ssd_keras.config import RunConfig
     from ssd_keras.data import load_voc, training_transformations
-    from ssd_keras.train import dtype_policy, make_optimizer, mixed_precision_policy
 
-    policy = args.policy or mixed_precision_policy()
     config = RunConfig.create(
         "ssd7", CLASSES, image_size=args.image_size, variances=[0.1, 0.1, 0.2, 0.2]
     )
@@ -79,49 +103,57 @@ def main(argv=None) -> dict:
         label_encoder=encoder,
         seed=0,
     )
-    batches = [dataset[i % len(dataset)] for i in range(args.distinct_batches)]
+    return _Trainer(config, [dataset[i % len(dataset)] for i in range(args.distinct_batches)])
 
-    def build(name: str, seed: int):
-        keras.utils.set_random_seed(seed)
-        with dtype_policy(name):
-            model = config.build_model()
-        optimizer = make_optimizer("adam", 1e-3)
-        if model.dtype_policy.name == "mixed_float16":
-            optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
-        model.compile(optimizer=optimizer, loss=SSDLoss(neg_pos_ratio=3, alpha=1.0))
-        return model
 
-    def step(model, index: int) -> float:
-        images, targets = batches[index % len(batches)]
-        return float(model.train_on_batch(images, targets))
-
-    # 1. Step time, in turns.
-    models = {"float32": build("float32", 0), policy: build(policy, 0)}
+def _step_times(trainer: _Trainer, policy: str, timed_steps: int):
+    """Step 1: median step seconds of float32 and `policy`, in turns after a warm-up; and the
+    load average when the timing started."""
+    models = {"float32": trainer.build("float32", 0), policy: trainer.build(policy, 0)}
     for model in models.values():  # warm-up: tracing and compilation
-        step(model, 0)
-        step(model, 1)
+        trainer.step(model, 0)
+        trainer.step(model, 1)
     times = {name: [] for name in models}
     load_start = os.getloadavg()
-    for i in range(args.timed_steps):
+    for i in range(timed_steps):
         for name, model in models.items():
             started = time.perf_counter()
-            step(model, i)
+            trainer.step(model, i)
             times[name].append(time.perf_counter() - started)
-    medians = {name: statistics.median(values) for name, values in times.items()}
+    return {name: statistics.median(values) for name, values in times.items()}, load_start
 
-    # 2. Loss curves on the same batch sequence.
+
+def _loss_curves(trainer: _Trainer, policy: str, steps: int) -> dict:
+    """Step 2: loss curves on the same batch sequence (float32 twice, seeds 0 and 1, and
+    `policy`), with each model's output dtype and whether its output is finite."""
+    import keras
+    import numpy as np
+
     curves = {}
     for label, name, seed in (
         ("float32_seed0", "float32", 0),
         (f"{policy}_seed0", policy, 0),
         ("float32_seed1", "float32", 1),
     ):
-        model = build(name, seed)
-        curves[label] = [step(model, i) for i in range(args.steps)]
-        output = model.predict(batches[0][0][:1], verbose=0)
+        model = trainer.build(name, seed)
+        curves[label] = [trainer.step(model, i) for i in range(steps)]
+        output = model.predict(trainer.batches[0][0][:1], verbose=0)
         curves[label + "_output_dtype"] = str(output.dtype)
         curves[label + "_output_finite"] = bool(np.isfinite(output).all())
         keras.backend.clear_session()
+    return curves
+
+
+def main(argv=None) -> dict:
+    args = _parse_args(argv)
+    import numpy as np
+
+    from ssd_keras.train import mixed_precision_policy
+
+    policy = args.policy or mixed_precision_policy()
+    trainer = _trainer(args)
+    medians, load_start = _step_times(trainer, policy, args.timed_steps)
+    curves = _loss_curves(trainer, policy, args.steps)
 
     smooth = {k: _smooth(v) for k, v in curves.items() if isinstance(v, list)}
     half = args.steps // 2

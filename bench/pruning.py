@@ -41,6 +41,7 @@ import os
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -112,7 +113,7 @@ def _latency_rounds(runners: dict, image, runs: int, rounds: int = 5) -> dict:
     return {name: float(np.median(v)) for name, v in samples.items()}
 
 
-def main(argv=None) -> dict:
+def _parse_args(argv) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data", default=str(BCCD), help="the BCCD folder (VOC layout)")
     parser.add_argument("--image-size", type=int, nargs=2, default=(240, 320), metavar=("H", "W"))
@@ -166,10 +167,68 @@ def main(argv=None) -> dict:
 
     if not (Path(args.data) / "ImageSets" / "Main" / "train.txt").is_file():
         parser.exit(2, f"BCCD not found at {args.data} (expected ImageSets/Main/train.txt)\n")
-    import keras
-    import numpy as np
+    for name in args.variants.split(","):
+        if name != "dense" and not name.startswith(("magnitude_", "structured_")):
+            parser.exit(2, f"unknown variant {name!r}\n")
+    return args
 
-    from model_optimization.export import LiteRTRunner, export
+
+@dataclass
+class _Setup:
+    """What every step shares: the arguments, the SSD7 config, BCCD train/test, the out folder."""
+
+    args: argparse.Namespace
+    config: object
+    train_data: object
+    test_data: object
+    out: Path
+
+    @property
+    def steps(self) -> int:
+        return int(self.args.steps_per_epoch)
+
+    def fine_tune(self, model, epochs, lr, seed, callbacks=()):
+        return _fine_tune(
+            model, self.config, self.train_data, epochs, self.steps, lr, seed, callbacks=callbacks
+        )
+
+    def evaluate(self, model) -> dict:
+        """BCCD test mAP of `model` (None values with ``--no-eval``)."""
+        from ssd_keras.evaluate import evaluate
+
+        if self.args.no_eval:
+            return {"mAP_11point": None, "mAP_all_point": None}
+        return evaluate(model, self.config, self.test_data, verbose=False, plots=False)
+
+
+def _dense_model(setup: _Setup):
+    """Step 1: the dense SSD7, trained here or loaded; saved as the variants' start."""
+    import keras
+
+    args = setup.args
+    info = {}
+    if args.dense_model:
+        dense = keras.models.load_model(args.dense_model, compile=False)
+        info["loaded_from"] = args.dense_model
+    else:
+        dense = setup.config.build_model("training")
+        losses, seconds = setup.fine_tune(dense, args.dense_epochs, args.dense_lr, args.seed)
+        info.update(
+            {
+                "epochs": args.dense_epochs,
+                "learning_rate": args.dense_lr,
+                "train_seconds": round(seconds, 1),
+                "final_loss": losses[-1],
+            }
+        )
+    info["mAP_11point_before_finetune"] = setup.evaluate(dense)["mAP_11point"]
+    dense.save(setup.out / "dense_start.keras")
+    _log(f"dense: {json.dumps(info)}")
+    return dense, info
+
+
+def _magnitude_variant(setup: _Setup, start_model, target: float, info: dict):
+    """`prune_low_magnitude` to `target` sparsity over the first 2/3 of the fine-tuning."""
     from model_optimization.pruning import (
         PolynomialDecay,
         UpdatePruningStep,
@@ -178,140 +237,143 @@ def main(argv=None) -> dict:
         sparsity_report,
         strip_pruning,
     )
+
+    args = setup.args
+    total_steps = int(args.finetune_epochs) * setup.steps
+    end = max(1, (2 * total_steps) // 3)
+    schedule = PolynomialDecay(0.0, target, begin_step=0, end_step=end,
+                               frequency=max(1, end // 10))  # fmt: skip
+    # end_step must lie on the update grid for the final sparsity to be applied
+    schedule.end_step = (end // schedule.frequency) * schedule.frequency
+    pruned = prune_low_magnitude(start_model, schedule)
+    losses, seconds = setup.fine_tune(
+        pruned, args.finetune_epochs, args.finetune_lr, args.seed, callbacks=[UpdatePruningStep()]
+    )
+    if args.finetune_epochs < 1:  # no training: apply the final sparsity once
+        for wrapper in pruning_wrappers(pruned):
+            wrapper.update_masks(target)
+    model = strip_pruning(pruned)
+    rows = sparsity_report(model)
+    pruned_rows = [r for r in rows if r["layer"].startswith(("conv", "classes", "boxes"))]
+    info["kernel_sparsity"] = sum(r["zeros"] for r in pruned_rows) / sum(
+        r["size"] for r in pruned_rows
+    )
+    return model, losses, seconds
+
+
+def _structured_variant(setup: _Setup, start_model, amount: float, info: dict):
+    """`prune_filters` by ``--criterion``, evaluated before and after the fine-tuning."""
     from model_optimization.structured import filter_pruning_report, prune_filters
-    from ssd_keras.config import RunConfig
-    from ssd_keras.data import evaluation_resize, load_voc
-    from ssd_keras.evaluate import evaluate as evaluate_map
 
-    def evaluate(model, config, dataset, **kwargs):
-        if args.no_eval:
-            return {"mAP_11point": None, "mAP_all_point": None}
-        return evaluate_map(model, config, dataset, **kwargs)
+    args = setup.args
+    model = prune_filters(
+        start_model, amount=amount, criterion=args.criterion, round_to=args.round_to
+    )
+    info["filters"] = {
+        r["layer"]: [r["filters_before"], r["filters_after"]]
+        for r in filter_pruning_report(start_model, model)
+        if r["layer"].startswith("conv")
+    }
+    info["mAP_11point_before_finetune"] = setup.evaluate(model)["mAP_11point"]
+    losses, seconds = setup.fine_tune(model, args.finetune_epochs, args.finetune_lr, args.seed)
+    return model, losses, seconds
 
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    load_start = os.getloadavg()
-    keras.utils.set_random_seed(args.seed)
-    overrides = {"variances": list(args.variances)} if args.variances else {}
-    config = RunConfig.create("ssd7", CLASSES, image_size=tuple(args.image_size), **overrides)
-    train_data = load_voc(args.data, "train", CLASSES)
-    test_data = load_voc(args.data, "test", CLASSES)
-    steps = int(args.steps_per_epoch)
-    total_steps = int(args.finetune_epochs) * steps
 
-    # 1. the dense model
-    dense_info = {}
-    if args.dense_model:
-        dense = keras.models.load_model(args.dense_model, compile=False)
-        dense_info["loaded_from"] = args.dense_model
-    else:
-        dense = config.build_model("training")
-        losses, seconds = _fine_tune(
-            dense, config, train_data, args.dense_epochs, steps, args.dense_lr, args.seed
-        )
-        dense_info.update(
-            {
-                "epochs": args.dense_epochs,
-                "learning_rate": args.dense_lr,
-                "train_seconds": round(seconds, 1),
-                "final_loss": losses[-1],
-            }
-        )
-    dense_info["mAP_11point_before_finetune"] = evaluate(
-        dense, config, test_data, verbose=False, plots=False
-    )["mAP_11point"]
-    dense.save(out / "dense_start.keras")
-    _log(f"dense: {json.dumps(dense_info)}")
+def _variant(setup: _Setup, name: str):
+    """Step 2: one variant from the dense start with the common fine-tuning budget."""
+    import keras
 
-    # 2. the variants, same fine-tuning budget
-    variants, models = {}, {}
-    for name in args.variants.split(","):
-        start_model = keras.models.load_model(out / "dense_start.keras", compile=False)
-        info: dict = {"finetune_steps": total_steps}
-        if name == "dense":
-            model = start_model
-            losses, seconds = _fine_tune(
-                model, config, train_data, args.finetune_epochs, steps, args.finetune_lr, args.seed
-            )
-        elif name.startswith("magnitude_"):
-            target = int(name.split("_")[1]) / 100
-            end = max(1, (2 * total_steps) // 3)
-            schedule = PolynomialDecay(0.0, target, begin_step=0, end_step=end,
-                                       frequency=max(1, end // 10))  # fmt: skip
-            # end_step must lie on the update grid for the final sparsity to be applied
-            schedule.end_step = (end // schedule.frequency) * schedule.frequency
-            pruned = prune_low_magnitude(start_model, schedule)
-            losses, seconds = _fine_tune(
-                pruned, config, train_data, args.finetune_epochs, steps, args.finetune_lr,
-                args.seed, callbacks=[UpdatePruningStep()],
-            )  # fmt: skip
-            if args.finetune_epochs < 1:  # no training: apply the final sparsity once
-                for wrapper in pruning_wrappers(pruned):
-                    wrapper.update_masks(target)
-            model = strip_pruning(pruned)
-            rows = sparsity_report(model)
-            pruned_rows = [r for r in rows if r["layer"].startswith(("conv", "classes", "boxes"))]
-            info["kernel_sparsity"] = sum(r["zeros"] for r in pruned_rows) / sum(
-                r["size"] for r in pruned_rows
-            )
-        elif name.startswith("structured_"):
-            amount = int(name.split("_")[1]) / 100
-            model = prune_filters(
-                start_model, amount=amount, criterion=args.criterion, round_to=args.round_to
-            )
-            info["filters"] = {
-                r["layer"]: [r["filters_before"], r["filters_after"]]
-                for r in filter_pruning_report(start_model, model)
-                if r["layer"].startswith("conv")
-            }
-            info["mAP_11point_before_finetune"] = evaluate(
-                model, config, test_data, verbose=False, plots=False
-            )["mAP_11point"]
-            losses, seconds = _fine_tune(
-                model, config, train_data, args.finetune_epochs, steps, args.finetune_lr, args.seed
-            )
-        else:
-            parser.exit(2, f"unknown variant {name!r}\n")
-        result = evaluate(model, config, test_data, verbose=False, plots=False)
-        info.update({
-            "params": int(model.count_params()),
-            "conv_macs": _conv_macs(model),
-            "finetune_seconds": round(seconds, 1),
-            "final_loss": losses[-1],
-            "mAP_11point": result["mAP_11point"],
-            "mAP_all_point": result["mAP_all_point"],
-        })  # fmt: skip
-        variants[name] = info
-        models[name] = model
-        _log(f"{name}: {json.dumps(info)}")
+    args = setup.args
+    start_model = keras.models.load_model(setup.out / "dense_start.keras", compile=False)
+    info: dict = {"finetune_steps": int(args.finetune_epochs) * setup.steps}
+    if name == "dense":
+        model = start_model
+        losses, seconds = setup.fine_tune(model, args.finetune_epochs, args.finetune_lr, args.seed)
+    elif name.startswith("magnitude_"):
+        target = int(name.split("_")[1]) / 100
+        model, losses, seconds = _magnitude_variant(setup, start_model, target, info)
+    else:  # structured_<percent> (_parse_args checked the names)
+        amount = int(name.split("_")[1]) / 100
+        model, losses, seconds = _structured_variant(setup, start_model, amount, info)
+    result = setup.evaluate(model)
+    info.update({
+        "params": int(model.count_params()),
+        "conv_macs": _conv_macs(model),
+        "finetune_seconds": round(seconds, 1),
+        "final_loss": losses[-1],
+        "mAP_11point": result["mAP_11point"],
+        "mAP_all_point": result["mAP_all_point"],
+    })  # fmt: skip
+    _log(f"{name}: {json.dumps(info)}")
+    return model, info
 
-    # 2b. the user's case (issue 14): a lightly trained SSD7, filter-pruned by each criterion,
-    # evaluated without fine-tuning and after a short one
-    light_info = None
-    if args.light_epochs:
-        light = config.build_model("training")
-        _, seconds = _fine_tune(
-            light, config, train_data, args.light_epochs, steps, args.dense_lr, args.seed + 1
-        )
-        light.save(out / "light_start.keras")
-        light_map = evaluate(light, config, test_data, verbose=False, plots=False)["mAP_11point"]
-        light_info = {"epochs": args.light_epochs, "train_seconds": round(seconds, 1)}
-        light_info.update({"mAP_11point": light_map, "pruned": {}})
-        for amount in (float(a) for a in args.light_amounts.split(",")):
-            for criterion in ("bn_gamma", "l1", "contribution"):
-                start_model = keras.models.load_model(out / "light_start.keras", compile=False)
-                model = prune_filters(start_model, amount=amount, criterion=criterion)
-                row = {"no_finetune": evaluate(model, config, test_data, verbose=False,
-                                               plots=False)["mAP_11point"]}  # fmt: skip
-                _fine_tune(model, config, train_data, args.light_finetune_epochs, steps,
-                           args.finetune_lr, args.seed)  # fmt: skip
-                row[f"finetune_{args.light_finetune_epochs}_epochs"] = evaluate(
-                    model, config, test_data, verbose=False, plots=False
-                )["mAP_11point"]
-                light_info["pruned"][f"filters_{amount:g}_{criterion}"] = row
-                _log(f"light filters {amount:g} {criterion}: {json.dumps(row)}")
 
-    # 3. latency, round-robin; TFLite exports in a temporary folder
+def _lightly_trained(setup: _Setup):
+    """Step 2b, the user's case (issue 14): a lightly trained SSD7, filter-pruned by each
+    criterion, evaluated without fine-tuning and after a short one (None without
+    ``--light-epochs``)."""
+    import keras
+
+    from model_optimization.structured import prune_filters
+
+    args = setup.args
+    if not args.light_epochs:
+        return None
+    light = setup.config.build_model("training")
+    _, seconds = setup.fine_tune(light, args.light_epochs, args.dense_lr, args.seed + 1)
+    light.save(setup.out / "light_start.keras")
+    light_info = {"epochs": args.light_epochs, "train_seconds": round(seconds, 1)}
+    light_info.update({"mAP_11point": setup.evaluate(light)["mAP_11point"], "pruned": {}})
+    for amount in (float(a) for a in args.light_amounts.split(",")):
+        for criterion in ("bn_gamma", "l1", "contribution"):
+            start_model = keras.models.load_model(setup.out / "light_start.keras", compile=False)
+            model = prune_filters(start_model, amount=amount, criterion=criterion)
+            row = {"no_finetune": setup.evaluate(model)["mAP_11point"]}
+            setup.fine_tune(model, args.light_finetune_epochs, args.finetune_lr, args.seed)
+            row[f"finetune_{args.light_finetune_epochs}_epochs"] = setup.evaluate(model)[
+                "mAP_11point"
+            ]
+            light_info["pruned"][f"filters_{amount:g}_{criterion}"] = row
+            _log(f"light filters {amount:g} {criterion}: {json.dumps(row)}")
+    return light_info
+
+
+def _int8_runners(setup: _Setup, models: dict, folder: Path):
+    """int8 TFLite exports (calibrated on 100 train images) of the dense and structured_50
+    models: their LiteRT runners and their mAP."""
+    from model_optimization.export import LiteRTRunner, export
+    from ssd_keras.data import evaluation_resize
+
+    resize = evaluation_resize(setup.config)
+    calibration = []
+    for i, (img, labels) in enumerate(_images(setup.train_data)):
+        for transform in resize:
+            img, labels = transform(img, labels)
+        calibration.append(img.astype("float32"))
+        if i >= 99:
+            break
+    runners, int8 = {}, {}
+    for name in ("dense", "structured_50"):
+        if name not in models:
+            continue
+        path = export(models[name], folder / f"{name}_int8.tflite", format="tflite",
+                      quantization="int8", representative_data=calibration)  # fmt: skip
+        runner = LiteRTRunner(path, num_threads=setup.args.threads)
+        runners[f"{name}/tflite_int8"] = runner
+        result = setup.evaluate(runner)
+        int8[name] = {"mAP_11point": result["mAP_11point"],
+                      "mAP_all_point": result["mAP_all_point"]}  # fmt: skip
+        _log(f"{name} int8: {json.dumps(int8[name])}")
+    return runners, int8
+
+
+def _add_latency(setup: _Setup, models: dict, variants: dict) -> None:
+    """Step 3: latency, round-robin (TFLite exports in a temporary folder), into `variants`."""
+    import numpy as np
+
+    from model_optimization.export import LiteRTRunner, export
+
+    args = setup.args
     image = np.random.default_rng(0).uniform(0, 255, (1, *args.image_size, 3)).astype("float32")
     tmp = Path(tempfile.mkdtemp(prefix="bench_pruning_"))
     runners = {}
@@ -321,25 +383,8 @@ def main(argv=None) -> dict:
         runners[f"{name}/tflite_fp32"] = LiteRTRunner(path, num_threads=args.threads)
     int8 = {}
     if not args.no_int8:
-        resize = evaluation_resize(config)
-        calibration = []
-        for i, (img, labels) in enumerate(_images(train_data)):
-            for transform in resize:
-                img, labels = transform(img, labels)
-            calibration.append(img.astype("float32"))
-            if i >= 99:
-                break
-        for name in ("dense", "structured_50"):
-            if name not in models:
-                continue
-            path = export(models[name], tmp / f"{name}_int8.tflite", format="tflite",
-                          quantization="int8", representative_data=calibration)  # fmt: skip
-            runner = LiteRTRunner(path, num_threads=args.threads)
-            runners[f"{name}/tflite_int8"] = runner
-            result = evaluate(runner, config, test_data, verbose=False, plots=False)
-            int8[name] = {"mAP_11point": result["mAP_11point"],
-                          "mAP_all_point": result["mAP_all_point"]}  # fmt: skip
-            _log(f"{name} int8: {json.dumps(int8[name])}")
+        int8_runners, int8 = _int8_runners(setup, models, tmp)
+        runners.update(int8_runners)
     _log("latency rounds")
     latency = _latency_rounds(runners, image, args.latency_runs)
     base_keras = latency.get("dense/keras")
@@ -354,17 +399,47 @@ def main(argv=None) -> dict:
     for name, values in int8.items():
         variants[name]["int8"] = values
 
-    target = None
-    if "dense" in variants and "structured_50" in variants:
-        d, s = variants["dense"], variants["structured_50"]
-        target = {
-            "goal": "structured_50 >= 1.6x CPU speedup with <= 1 mAP point lost",
-            "speedup_tflite_fp32": s.get("speedup_vs_dense", {}).get("tflite_fp32"),
-            "speedup_keras": s.get("speedup_vs_dense", {}).get("keras"),
-            "mAP_points_lost": None
-            if d["mAP_11point"] is None
-            else round(100 * (d["mAP_11point"] - s["mAP_11point"]), 2),
-        }
+
+def _target(variants: dict):
+    """The issue's target, when both the dense and the structured_50 variants ran."""
+    if "dense" not in variants or "structured_50" not in variants:
+        return None
+    d, s = variants["dense"], variants["structured_50"]
+    return {
+        "goal": "structured_50 >= 1.6x CPU speedup with <= 1 mAP point lost",
+        "speedup_tflite_fp32": s.get("speedup_vs_dense", {}).get("tflite_fp32"),
+        "speedup_keras": s.get("speedup_vs_dense", {}).get("keras"),
+        "mAP_points_lost": None
+        if d["mAP_11point"] is None
+        else round(100 * (d["mAP_11point"] - s["mAP_11point"]), 2),
+    }
+
+
+def main(argv=None) -> dict:
+    args = _parse_args(argv)
+    import keras
+
+    from ssd_keras.config import RunConfig
+    from ssd_keras.data import load_voc
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    load_start = os.getloadavg()
+    keras.utils.set_random_seed(args.seed)
+    overrides = {"variances": list(args.variances)} if args.variances else {}
+    config = RunConfig.create("ssd7", CLASSES, image_size=tuple(args.image_size), **overrides)
+    setup = _Setup(
+        args, config, load_voc(args.data, "train", CLASSES), load_voc(args.data, "test", CLASSES),
+        out,
+    )  # fmt: skip
+
+    _, dense_info = _dense_model(setup)
+    variants, models = {}, {}
+    for name in args.variants.split(","):
+        models[name], variants[name] = _variant(setup, name)
+    light_info = _lightly_trained(setup)
+    _add_latency(setup, models, variants)
+
     report = {
         "benchmark": "pruning",
         "model": "ssd7",
@@ -373,13 +448,13 @@ def main(argv=None) -> dict:
         "dense": dense_info,
         "finetune": {
             "epochs": args.finetune_epochs,
-            "steps_per_epoch": steps,
+            "steps_per_epoch": setup.steps,
             "learning_rate": args.finetune_lr,
             "structured_round_to": args.round_to,
         },  # fmt: skip
         "variants": variants,
         "lightly_trained": light_info,
-        "target": target,
+        "target": _target(variants),
         "machine": machine_info(load_start, litert_threads=args.threads),
     }
     return write_report(report, out / "bench_pruning.json", args.json)

@@ -97,7 +97,8 @@ def _latency(runners: dict, images, rounds: int) -> dict:
     return result
 
 
-def main(argv=None) -> dict:
+def _parse_args(argv):
+    """The parser (for its error exits) and the arguments, with ``--small``'s settings."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", default=str(BCCD), help="the BCCD folder (VOC layout)")
     parser.add_argument("--run", help="a run trained on BCCD (default: train an SSD7 here)")
@@ -124,31 +125,16 @@ def main(argv=None) -> dict:
         args.only = args.only or "litert/int8,onnxruntime/fp32,openvino/int8"
     if not (Path(args.data) / "ImageSets" / "Main" / "test.txt").is_file():
         parser.exit(2, f"BCCD not found at {args.data} (expected ImageSets/Main/test.txt)\n")
+    return parser, args
 
-    import numpy as np
 
-    from ssd_keras.data import load_voc
-    from ssd_keras.evaluate import evaluate
-    from ssd_keras.optimize import calibration_images, export_run
-    from ssd_keras.predict import Predictor, load_model, load_run
-    from ssd_keras.runtime import CANDIDATES, available, detections_agree
-
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    load_start = os.getloadavg()
-    start = time.perf_counter()
-    run = Path(args.run) if args.run else _train(args, out)
-    model, config = load_run(run)
-    if config.classes != CLASSES:
-        parser.exit(2, f"--run {run}: classes {config.classes}, BCCD has {CLASSES}\n")
-    train_data = load_voc(args.data, "train", CLASSES)
-    test_data = load_voc(args.data, "test", CLASSES)
-    if args.n_test:
-        test_data = _subset(test_data, args.n_test)
-    n_test = test_data.get_dataset_size()
-    # The test images at the model's input size, for agreement and latency.
-    images = np.concatenate(list(calibration_images(test_data, config, batch_size=8, seed=0)))
-    uint8_images = [np.asarray(im, dtype=np.uint8) for im in images]
+def _export_all(args, run: Path, model, train_data, out: Path):
+    """Exports of the run for every available runtime/precision (``--only``): the loaded
+    runners by key (``keras`` first) and their report rows (an export error is a row's
+    ``error``; the other runtimes still run)."""
+    from ssd_keras.optimize import export_run
+    from ssd_keras.predict import load_model
+    from ssd_keras.runtime import CANDIDATES, available
 
     wanted = set(args.only.split(",")) if args.only else None
     models = {"keras": model}
@@ -182,8 +168,17 @@ def main(argv=None) -> dict:
             + (path.with_suffix(".bin").stat().st_size if path.suffix == ".xml" else 0),
             "export_seconds": round(time.perf_counter() - export_start, 1),
         }
+    return models, rows
 
-    reference = Predictor(model, config, confidence_thresh=0.45)(uint8_images)
+
+def _add_accuracy(models: dict, rows: dict, config, test_data, uint8_images) -> None:
+    """mAP of each runner, its difference to Keras' in points, and its detections that find
+    no partner among Keras' (into `rows`)."""
+    from ssd_keras.evaluate import evaluate
+    from ssd_keras.predict import Predictor
+    from ssd_keras.runtime import detections_agree
+
+    reference = Predictor(models["keras"], config, confidence_thresh=0.45)(uint8_images)
     for key, runner in models.items():
         result = evaluate(runner, config, test_data, plots=False, verbose=False)
         rows[key]["mAP_11point"] = result["mAP_11point"]
@@ -200,8 +195,11 @@ def main(argv=None) -> dict:
                 delta = 100 * (row[f"mAP_{flavour}"] - keras_row[f"mAP_{flavour}"])
                 row[f"delta_points_{flavour}"] = round(delta, 3)
 
+
+def _add_latency(models: dict, rows: dict, images, rounds: int) -> None:
+    """Batch 1 and 8 latencies of each runner and its batch-1 speedup over Keras (into `rows`)."""
     runners = {k: getattr(m, "predict_on_batch", m) for k, m in models.items()}
-    for key, latency in _latency(runners, images, args.rounds).items():
+    for key, latency in _latency(runners, images, rounds).items():
         rows[key]["latency"] = latency
     keras_ms = rows["keras"]["latency"]["batch1"]["median_ms"]
     for row in rows.values():
@@ -209,6 +207,36 @@ def main(argv=None) -> dict:
             row["speedup_vs_keras_batch1"] = round(
                 keras_ms / row["latency"]["batch1"]["median_ms"], 3
             )
+
+
+def main(argv=None) -> dict:
+    parser, args = _parse_args(argv)
+    import numpy as np
+
+    from ssd_keras.data import load_voc
+    from ssd_keras.optimize import calibration_images
+    from ssd_keras.predict import load_run
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    load_start = os.getloadavg()
+    start = time.perf_counter()
+    run = Path(args.run) if args.run else _train(args, out)
+    model, config = load_run(run)
+    if config.classes != CLASSES:
+        parser.exit(2, f"--run {run}: classes {config.classes}, BCCD has {CLASSES}\n")
+    train_data = load_voc(args.data, "train", CLASSES)
+    test_data = load_voc(args.data, "test", CLASSES)
+    if args.n_test:
+        test_data = _subset(test_data, args.n_test)
+    n_test = test_data.get_dataset_size()
+    # The test images at the model's input size, for agreement and latency.
+    images = np.concatenate(list(calibration_images(test_data, config, batch_size=8, seed=0)))
+    uint8_images = [np.asarray(im, dtype=np.uint8) for im in images]
+
+    models, rows = _export_all(args, run, model, train_data, out)
+    _add_accuracy(models, rows, config, test_data, uint8_images)
+    _add_latency(models, rows, images, args.rounds)
 
     report = {
         "benchmark": "quantization_accuracy",

@@ -36,7 +36,7 @@ BCCD = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "bccd
 CLASSES = ["background", "RBC", "WBC", "Platelets"]
 
 
-def main(argv=None) -> dict:
+def _parse_args(argv) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data", default=str(BCCD), help="the BCCD folder (VOC layout)")
     parser.add_argument("--model", choices=("ssd7", "ssd300", "ssd512", "ssdlite"), default="ssd7")
@@ -73,8 +73,32 @@ def main(argv=None) -> dict:
 
     if not (Path(args.data) / "ImageSets" / "Main" / "train.txt").is_file():
         parser.exit(2, f"BCCD not found at {args.data} (expected ImageSets/Main/train.txt)\n")
+    return args
+
+
+def _step_timer():
+    """A Keras callback that sums the training step times, the first 2 steps (graph tracing)
+    left out: ``seconds`` over ``steps``."""
     import keras
 
+    class Timer(keras.callbacks.Callback):
+        def on_train_begin(self, logs=None):
+            self.seconds, self.steps, self.seen = 0.0, 0, 0
+
+        def on_train_batch_begin(self, batch, logs=None):
+            self._t = time.perf_counter()
+
+        def on_train_batch_end(self, batch, logs=None):
+            self.seen += 1
+            if self.seen > 2:
+                self.seconds += time.perf_counter() - self._t
+                self.steps += 1
+
+    return Timer()
+
+
+def main(argv=None) -> dict:
+    args = _parse_args(argv)
     from ssd_keras.callbacks import MeanAveragePrecision, StopAfterMinutes
     from ssd_keras.config import RunConfig
     from ssd_keras.data import load_voc
@@ -90,23 +114,7 @@ def main(argv=None) -> dict:
     mean_ap = MeanAveragePrecision(config, test_data, every=every, batch_size=8)
     stop = StopAfterMinutes(args.minutes, exclude=mean_ap)
     evaluation = [mean_ap] if args.eval_every >= 0 else []
-
-    class Timer(keras.callbacks.Callback):
-        """Training step time; the first 2 steps (graph tracing) are left out."""
-
-        def on_train_begin(self, logs=None):
-            self.seconds, self.steps, self.seen = 0.0, 0, 0
-
-        def on_train_batch_begin(self, batch, logs=None):
-            self._t = time.perf_counter()
-
-        def on_train_batch_end(self, batch, logs=None):
-            self.seen += 1
-            if self.seen > 2:
-                self.seconds += time.perf_counter() - self._t
-                self.steps += 1
-
-    timer = Timer()
+    timer = _step_timer()
     load_start = os.getloadavg()
     start = time.perf_counter()
     result = train(
