@@ -1,4 +1,5 @@
-"""Fixtures for the transform tests (ops and chains): the golden cases of ``transforms.json``."""
+"""Fixtures for the transform tests (ops and chains): the golden cases of ``transforms.json``;
+and `parse_voc`, a quiet `DataGenerator` of one split of a VOC-layout folder."""
 
 from __future__ import annotations
 
@@ -76,3 +77,26 @@ def transforms_golden(golden):
 @pytest.fixture(scope="session")
 def make_transform():
     return build_transform
+
+
+def parse_voc_split(info: dict, split: str = "train", **kwargs):
+    """A `DataGenerator` of the ``split`` of the Pascal VOC folder that ``info`` describes (as
+    `make_synthetic_dataset` returns it), parsed quietly; ``kwargs`` go to ``parse_xml``."""
+    from data_generator.object_detection_2d_data_generator import DataGenerator
+
+    dataset = DataGenerator()
+    dataset.parse_xml(
+        images_dirs=[info["images_dir"]],
+        image_set_filenames=[info["image_sets"][split]],
+        annotations_dirs=[info["annotations_dir"]],
+        classes=info["classes"],
+        verbose=False,
+        **kwargs,
+    )
+    return dataset
+
+
+@pytest.fixture(scope="session")
+def parse_voc():
+    """`parse_voc_split`: ``parse_voc(info)``, ``parse_voc(info, "train", check_images=True)``."""
+    return parse_voc_split

@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from data_generator.object_detection_2d_data_generator import DataGenerator
 from data_generator.synthetic_shapes import make_synthetic_dataset
 
 geometric = pytest.importorskip("data_generator.object_detection_2d_geometric_ops")
@@ -13,19 +12,11 @@ misc = pytest.importorskip("data_generator.object_detection_2d_misc_utils")
 
 
 @pytest.fixture(scope="module")
-def shapes(tmp_path_factory):
+def shapes(tmp_path_factory, parse_voc):
     info = make_synthetic_dataset(
         tmp_path_factory.mktemp("shapes"), n_train=12, n_test=0, image_size=(120, 160), seed=2
     )
-    dataset = DataGenerator()
-    dataset.parse_xml(
-        [info["images_dir"]],
-        [info["image_sets"]["train"]],
-        [info["annotations_dir"]],
-        info["classes"],
-        verbose=False,
-    )
-    return dataset
+    return parse_voc(info)
 
 
 def test_resize_inverters_map_processed_labels_back(shapes):

@@ -8,7 +8,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from data_generator.object_detection_2d_data_generator import DataGenerator
 from data_generator.synthetic_shapes import (
     SHAPE_CLASSES,
     draw_synthetic_image,
@@ -40,19 +39,11 @@ def test_same_seed_same_files_other_seed_other_files(shapes, tmp_path):
     assert _digest(Path(other["root"])) != _digest(root)
 
 
-def test_layout_and_parse_xml_without_any_bad_item(shapes):
+def test_layout_and_parse_xml_without_any_bad_item(shapes, parse_voc):
     root, info = shapes
     assert (root / "classes.txt").read_text().split() == list(SHAPE_CLASSES)
     assert set(info["image_sets"]) == {"train", "test", "trainval"}
-    dataset = DataGenerator()
-    dataset.parse_xml(
-        [info["images_dir"]],
-        [info["image_sets"]["train"]],
-        [info["annotations_dir"]],
-        info["classes"],
-        verbose=False,
-        check_images=True,
-    )
+    dataset = parse_voc(info, check_images=True)
     assert dataset.dataset_size == 40 and len(dataset.data_report) == 0
     boxes = np.concatenate([y for y in dataset.labels if len(y)])
     assert len(boxes) == info["n_objects"]["train"]
@@ -65,16 +56,9 @@ def test_layout_and_parse_xml_without_any_bad_item(shapes):
     assert image.shape == (96, 128, 3) and image.dtype == np.uint8
 
 
-def test_some_objects_are_difficult_or_truncated_and_some_images_empty(tmp_path):
+def test_some_objects_are_difficult_or_truncated_and_some_images_empty(tmp_path, parse_voc):
     info = make_synthetic_dataset(tmp_path, n_train=150, n_test=0, image_size=(64, 64), seed=3)
-    dataset = DataGenerator()
-    dataset.parse_xml(
-        [info["images_dir"]],
-        [info["image_sets"]["train"]],
-        [info["annotations_dir"]],
-        info["classes"],
-        verbose=False,
-    )
+    dataset = parse_voc(info)
     assert sum(map(sum, dataset.eval_neutral)) > 0  # difficult flags
     assert sum(len(y) == 0 for y in dataset.labels) > 0  # images without objects
     texts = [p.read_text() for p in Path(info["annotations_dir"]).glob("*.xml")]
