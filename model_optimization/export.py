@@ -136,6 +136,66 @@ def _representative_samples(data: Iterable, n: int, input_shape) -> list[np.ndar
     return samples
 
 
+def _check_export_args(format, quantization, representative_data, io_dtype) -> None:
+    """ValueErrors naming the `export` argument: backend, format, quantization, io_dtype."""
+    if keras.backend.backend() != "tensorflow":
+        raise ValueError(
+            f"export needs the TensorFlow backend (KERAS_BACKEND=tensorflow), running "
+            f"'{keras.backend.backend()}'."
+        )
+    if format not in FORMATS:
+        raise ValueError(f"`format` must be one of {FORMATS}, received format={format!r}.")
+    if quantization not in QUANTIZATIONS:
+        raise ValueError(
+            f"`quantization` must be one of {QUANTIZATIONS}, received {quantization!r}."
+        )
+    if quantization is not None and quantization not in FORMAT_QUANTIZATIONS.get(format, ()):
+        allowed = " or ".join(
+            f"format={f!r}" for f, q in FORMAT_QUANTIZATIONS.items() if quantization in q
+        )
+        raise ValueError(
+            f"quantization={quantization!r} is only available with {allowed}, "
+            f"received format={format!r}."
+        )
+    if quantization == "int8" and representative_data is None:
+        raise ValueError("quantization='int8' needs `representative_data` (an iterable of images).")
+    if io_dtype not in ("float32", "int8", "uint8"):
+        raise ValueError(f"`io_dtype` must be 'float32', 'int8' or 'uint8', received {io_dtype!r}.")
+    if io_dtype != "float32" and (quantization != "int8" or format != "tflite"):
+        raise ValueError(f"io_dtype={io_dtype!r} needs format='tflite' and quantization='int8'.")
+
+
+def _export_path(path, format) -> Path:
+    """`path` as a Path with the format's suffix checked; its folder created."""
+    path = Path(path)
+    suffix = _SUFFIXES.get(format)
+    if suffix is not None and path.suffix != suffix:
+        raise ValueError(f"A {format} export path must end with '{suffix}', received '{path}'.")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def _split_constants_if_asked(model, path: Path, split_constants, quantization):
+    """The model to export: with `split_constants` (default: for int8) an SSD training graph
+    without its anchors, which go to `<path>.constants.npz`; else `model`. A stale side file
+    from an earlier export is removed either way."""
+    constants_file = _constants_path(path)
+    if constants_file.exists():
+        constants_file.unlink()
+    if split_constants or (split_constants is None and quantization == "int8"):
+        split = split_ssd_constants(model)
+        if split is not None:
+            model, constants = split
+            np.savez(constants_file, constants=constants)
+        elif split_constants:  # asked for explicitly
+            raise ValueError(
+                f"split_constants=True needs an SSD training graph (layers {_SSD_CLASSES}, "
+                f"{_SSD_BOXES}, {_SSD_ANCHORS} feeding one output); model '{model.name}' is not."
+            )
+        # else (int8 default): not an SSD training graph, export it whole
+    return model
+
+
 def export(
     model: keras.Model,
     path: str | os.PathLike,
@@ -186,53 +246,9 @@ def export(
     Returns:
         The path written.
     """
-    if keras.backend.backend() != "tensorflow":
-        raise ValueError(
-            f"export needs the TensorFlow backend (KERAS_BACKEND=tensorflow), running "
-            f"'{keras.backend.backend()}'."
-        )
-    if format not in FORMATS:
-        raise ValueError(f"`format` must be one of {FORMATS}, received format={format!r}.")
-    if quantization not in QUANTIZATIONS:
-        raise ValueError(
-            f"`quantization` must be one of {QUANTIZATIONS}, received {quantization!r}."
-        )
-    if quantization is not None and quantization not in FORMAT_QUANTIZATIONS.get(format, ()):
-        allowed = " or ".join(
-            f"format={f!r}" for f, q in FORMAT_QUANTIZATIONS.items() if quantization in q
-        )
-        raise ValueError(
-            f"quantization={quantization!r} is only available with {allowed}, "
-            f"received format={format!r}."
-        )
-    if quantization == "int8" and representative_data is None:
-        raise ValueError("quantization='int8' needs `representative_data` (an iterable of images).")
-    if io_dtype not in ("float32", "int8", "uint8"):
-        raise ValueError(f"`io_dtype` must be 'float32', 'int8' or 'uint8', received {io_dtype!r}.")
-    if io_dtype != "float32" and (quantization != "int8" or format != "tflite"):
-        raise ValueError(f"io_dtype={io_dtype!r} needs format='tflite' and quantization='int8'.")
-
-    path = Path(path)
-    suffix = _SUFFIXES.get(format)
-    if suffix is not None and path.suffix != suffix:
-        raise ValueError(f"A {format} export path must end with '{suffix}', received '{path}'.")
-    path.parent.mkdir(parents=True, exist_ok=True)
-
-    constants_file = _constants_path(path)
-    if constants_file.exists():
-        constants_file.unlink()
-    if split_constants or (split_constants is None and quantization == "int8"):
-        split = split_ssd_constants(model)
-        if split is not None:
-            model, constants = split
-            np.savez(constants_file, constants=constants)
-        elif split_constants:  # asked for explicitly
-            raise ValueError(
-                f"split_constants=True needs an SSD training graph (layers {_SSD_CLASSES}, "
-                f"{_SSD_BOXES}, {_SSD_ANCHORS} feeding one output); model '{model.name}' is not."
-            )
-        # else (int8 default): not an SSD training graph, export it whole
-
+    _check_export_args(format, quantization, representative_data, io_dtype)
+    path = _export_path(path, format)
+    model = _split_constants_if_asked(model, path, split_constants, quantization)
     if not getattr(model, "_called", True):
         # Keras' ONNX exporter refuses a model that was never called; one call on zeros fixes it.
         model(np.zeros([1 if d is None else d for d in model.inputs[0].shape], "float32"))

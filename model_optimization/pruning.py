@@ -485,6 +485,24 @@ def _clone(model, clone_function):
         model.compiled = compiled
 
 
+def _rebuild(model, make_layer):
+    """`_clone` with ``make_layer(layer) -> new layer`` for every layer.
+
+    Returns:
+        ``(copy, replaced)``: the new model and the ``(old, new)`` layer pairs whose new layer is
+        not the old one, in cloning order; the caller copies (or converts) their weights.
+    """
+    copies = {}
+
+    def clone(layer):
+        new = make_layer(layer)
+        copies[layer.name] = (layer, new)
+        return new
+
+    copy = _clone(model, clone)
+    return copy, [(old, new) for old, new in copies.values() if new is not old]
+
+
 def _fresh_copy(layer):
     """A new layer with the same config (weights copied later), or `layer` itself if it has no
     weights and cannot be re-created from its config (e.g. a Lambda in safe mode)."""
@@ -549,22 +567,14 @@ def prune_low_magnitude(
         if schedules is not None and name not in schedules:
             raise ValueError(f"`pruning_schedule` has no schedule for layer '{name}'.")
 
-    copies = {}
-
     def clone(layer):
         if layer.name in chosen:
             schedule = schedules[layer.name] if schedules is not None else pruning_schedule
-            new = PruneLowMagnitude(_fresh_copy(layer), schedule)
-        else:
-            new = _fresh_copy(layer)
-        copies[layer.name] = new
-        return new
+            return PruneLowMagnitude(_fresh_copy(layer), schedule)
+        return _fresh_copy(layer)
 
-    pruned = _clone(model, clone)
-    for name, new in copies.items():
-        old = model.get_layer(name)
-        if new is old:
-            continue
+    pruned, replaced = _rebuild(model, clone)
+    for old, new in replaced:
         target = new.layer if isinstance(new, PruneLowMagnitude) else new
         target.set_weights(old.get_weights())
     return pruned
@@ -577,20 +587,12 @@ def strip_pruning(model: keras.Model) -> keras.Model:
     given to `prune_low_magnitude` (and loads without this module).
     """
     _check_graph_model(model, "strip_pruning")
-    copies = {}
 
     def clone(layer):
-        if isinstance(layer, PruneLowMagnitude):
-            new = _fresh_copy(layer.layer)
-        else:
-            new = _fresh_copy(layer)
-        copies[layer.name] = (layer, new)
-        return new
+        return _fresh_copy(layer.layer if isinstance(layer, PruneLowMagnitude) else layer)
 
-    stripped = _clone(model, clone)
-    for old, new in copies.values():
-        if new is old:
-            continue
+    stripped, replaced = _rebuild(model, clone)
+    for old, new in replaced:
         if isinstance(old, PruneLowMagnitude):
             masked = {id(w): m for w, m in zip(old.pruned_weights, old.masks)}
             values = [

@@ -41,7 +41,12 @@ from collections.abc import Callable, Iterable, Mapping
 import keras
 import numpy as np
 
-from model_optimization.pruning import PruneLowMagnitude, _check_graph_model, _clone, _fresh_copy
+from model_optimization.pruning import (
+    PruneLowMagnitude,
+    _check_graph_model,
+    _fresh_copy,
+    _rebuild,
+)
 
 __all__ = [
     "prunable_filters",
@@ -423,6 +428,85 @@ def _slice_preserving(layer, keep: np.ndarray, n_channels: int) -> list[np.ndarr
     return values
 
 
+class _RemovalPlan:
+    """Which channels `remove_filters` keeps, per layer of the new model.
+
+    Attributes:
+        out_keep: per pruned producer, the sorted output channels it keeps.
+        in_keep: per consumer (Conv/Dense), the input channels (kernel rows) it keeps.
+        bias_shift: per consumer, the mean of each removed input channel (0 for kept ones),
+            folded into its bias.
+        preserved: per channel-preserving layer (BatchNormalization, DepthwiseConv2D, ...),
+            ``(kept channels, channels before)``.
+    """
+
+    def __init__(self, model: keras.Model, keep: Mapping[str, Iterable[int]]):
+        graph = _Graph(model)
+        self.out_keep: dict[str, np.ndarray] = {}
+        self.in_keep: dict[str, np.ndarray] = {}
+        self.bias_shift: dict[str, np.ndarray] = {}
+        self.preserved: dict[str, tuple[np.ndarray, int]] = {}
+        for name, indices in keep.items():
+            if name not in graph.layers:
+                raise ValueError(f"`keep`: no layer named '{name}' in model '{model.name}'.")
+            traced = graph.trace(name)
+            if isinstance(traced, str):
+                raise ValueError(f"Layer '{name}' cannot be pruned: {traced}.")
+            n = int(graph.layers[name].kernel.shape[-1])
+            idx = np.asarray(sorted({int(i) for i in indices}), dtype=np.int64)
+            if idx.size == 0 or idx[0] < 0 or idx[-1] >= n:
+                raise ValueError(
+                    f"`keep['{name}']` must hold 1..{n} channel indices in [0, {n}), "
+                    f"received {list(indices)}."
+                )
+            self.out_keep[name] = idx
+            removed = np.setdiff1d(np.arange(n), idx)
+            for consumer, stats in channel_moments(model, name).items():
+                if stats is not None and removed.size:
+                    means = np.zeros(n)
+                    means[removed] = stats[0][removed]
+                    self.bias_shift[consumer] = self.bias_shift.get(consumer, 0.0) + means
+            for layer, factor in traced[0]:
+                self.preserved[layer.name] = (_expand(idx, factor), n * factor)
+            for layer, factor in traced[1]:
+                self.in_keep[layer.name] = _expand(idx, factor)
+
+    def new_layer(self, layer):
+        """The layer of the smaller model: fewer filters/units if pruned, else a fresh copy."""
+        if layer.name in self.out_keep:
+            config = layer.get_config()
+            key = "units" if isinstance(layer, keras.layers.Dense) else "filters"
+            config[key] = int(self.out_keep[layer.name].size)
+            return layer.__class__.from_config(config)
+        return _fresh_copy(layer)
+
+    def new_weights(self, old) -> list[np.ndarray]:
+        """``old``'s weights for its smaller copy: sliced, removed channels' means in the bias."""
+        if old.name in self.preserved:
+            return _slice_preserving(old, *self.preserved[old.name])
+        shift = None
+        if old.name in self.bias_shift and getattr(old, "use_bias", False):
+            kernel = keras.ops.convert_to_numpy(old.kernel)
+            # (..., C_in, C_out): every position of the window reads the removed channel's mean.
+            per_channel = kernel.reshape(-1, kernel.shape[-2], kernel.shape[-1]).sum(0)
+            if per_channel.shape[0] == self.bias_shift[old.name].size:
+                shift = self.bias_shift[old.name] @ per_channel
+        values = []
+        for variable in old.weights:
+            value = keras.ops.convert_to_numpy(variable)
+            if variable.name == "bias" and shift is not None:
+                value = value + shift.astype(value.dtype)
+            if variable.name == "kernel":
+                if old.name in self.in_keep:
+                    value = np.take(value, self.in_keep[old.name], axis=-2)
+                if old.name in self.out_keep:
+                    value = np.take(value, self.out_keep[old.name], axis=-1)
+            elif variable.name == "bias" and old.name in self.out_keep:
+                value = value[self.out_keep[old.name]]
+            values.append(value)
+        return values
+
+
 def remove_filters(model: keras.Model, keep: Mapping[str, Iterable[int]]) -> keras.Model:
     """Rebuild `model` keeping only the listed output channels of the listed layers.
 
@@ -440,79 +524,10 @@ def remove_filters(model: keras.Model, keep: Mapping[str, Iterable[int]]) -> ker
     """
     _check_graph_model(model, "remove_filters")
     _check_no_wrappers(model)
-    graph = _Graph(model)
-    out_keep: dict[str, np.ndarray] = {}
-    in_keep: dict[str, np.ndarray] = {}
-    # Per consumer: the mean of each removed input channel (0 for kept ones), folded into its bias.
-    bias_shift: dict[str, np.ndarray] = {}
-    preserved: dict[str, tuple[np.ndarray, int]] = {}
-    for name, indices in keep.items():
-        if name not in graph.layers:
-            raise ValueError(f"`keep`: no layer named '{name}' in model '{model.name}'.")
-        traced = graph.trace(name)
-        if isinstance(traced, str):
-            raise ValueError(f"Layer '{name}' cannot be pruned: {traced}.")
-        n = int(graph.layers[name].kernel.shape[-1])
-        idx = np.asarray(sorted({int(i) for i in indices}), dtype=np.int64)
-        if idx.size == 0 or idx[0] < 0 or idx[-1] >= n:
-            raise ValueError(
-                f"`keep['{name}']` must hold 1..{n} channel indices in [0, {n}), "
-                f"received {list(indices)}."
-            )
-        out_keep[name] = idx
-        removed = np.setdiff1d(np.arange(n), idx)
-        for consumer, stats in channel_moments(model, name).items():
-            if stats is not None and removed.size:
-                means = np.zeros(n)
-                means[removed] = stats[0][removed]
-                bias_shift[consumer] = bias_shift.get(consumer, 0.0) + means
-        for layer, factor in traced[0]:
-            preserved[layer.name] = (_expand(idx, factor), n * factor)
-        for layer, factor in traced[1]:
-            in_keep[layer.name] = _expand(idx, factor)
-
-    copies = {}
-
-    def clone(layer):
-        if layer.name in out_keep:
-            config = layer.get_config()
-            key = "units" if isinstance(layer, keras.layers.Dense) else "filters"
-            config[key] = int(out_keep[layer.name].size)
-            new = layer.__class__.from_config(config)
-        else:
-            new = _fresh_copy(layer)
-        copies[layer.name] = (layer, new)
-        return new
-
-    smaller = _clone(model, clone)
-    for old, new in copies.values():
-        if new is old:
-            continue
-        if old.name in preserved:
-            idx, n = preserved[old.name]
-            new.set_weights(_slice_preserving(old, idx, n))
-            continue
-        values = []
-        shift = None
-        if old.name in bias_shift and getattr(old, "use_bias", False):
-            kernel = keras.ops.convert_to_numpy(old.kernel)
-            # (..., C_in, C_out): every position of the window reads the removed channel's mean.
-            per_channel = kernel.reshape(-1, kernel.shape[-2], kernel.shape[-1]).sum(0)
-            if per_channel.shape[0] == bias_shift[old.name].size:
-                shift = bias_shift[old.name] @ per_channel
-        for variable in old.weights:
-            value = keras.ops.convert_to_numpy(variable)
-            if variable.name == "bias" and shift is not None:
-                value = value + shift.astype(value.dtype)
-            if variable.name == "kernel":
-                if old.name in in_keep:
-                    value = np.take(value, in_keep[old.name], axis=-2)
-                if old.name in out_keep:
-                    value = np.take(value, out_keep[old.name], axis=-1)
-            elif variable.name == "bias" and old.name in out_keep:
-                value = value[out_keep[old.name]]
-            values.append(value)
-        new.set_weights(values)
+    plan = _RemovalPlan(model, keep)
+    smaller, replaced = _rebuild(model, plan.new_layer)
+    for old, new in replaced:
+        new.set_weights(plan.new_weights(old))
     return smaller
 
 
