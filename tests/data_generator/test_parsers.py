@@ -512,3 +512,32 @@ def test_parse_json_crowd_boxes_and_category_mapping(tmp_path):
     assert parse(crowd_boxes="keep").eval_neutral == [[False, False]]
     assert parse(crowd_boxes="drop").labels[0].tolist() == [[2, 1.5, 2, 11.5, 7]]
     assert parse(include_classes=[7]).labels[0].tolist() == [[1, 0, 0, 30, 20]]
+
+
+def test_parse_xml_takes_the_originals_positional_arguments(messy_voc):
+    # Code written for the original passes everything up to `verbose` positionally.
+    call = _call(messy_voc)
+    by_keyword = DataGenerator()
+    with pytest.warns(DataWarning):
+        expected = by_keyword.parse_xml(
+            **call, include_classes=[2], exclude_difficult=True, ret=True, verbose=False
+        )
+    by_position = DataGenerator()
+    with pytest.warns(DataWarning):
+        got = by_position.parse_xml(
+            call["images_dirs"],
+            call["image_set_filenames"],
+            call["annotations_dirs"],
+            call["classes"],
+            [2],  # include_classes
+            False,  # exclude_truncated
+            True,  # exclude_difficult
+            True,  # ret
+            False,  # verbose
+        )
+    assert got[1] == expected[1] and got[3] == expected[3] and got[4] == expected[4]
+    assert [y.tolist() for y in got[2]] == [y.tolist() for y in expected[2]]
+    assert all(row[0] == 2 for y in got[2] for row in y.tolist())  # include_classes applied
+    # exclude_difficult applied: the difficult dog of "good" is gone (its cat is not included)
+    assert not any(map(any, got[4]))
+    assert dict(zip(got[3], got[2]))["good"].shape == (0, 5)
