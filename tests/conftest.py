@@ -107,12 +107,13 @@ def keras_reload(tmp_path):
 
 def run_python(*args: str, env: dict | None = None, timeout: float = 300):
     """Runs ``python *args`` in a fresh interpreter at the project root (``env`` added to the
-    current environment) and returns the finished process, with text stdout and stderr. A non-zero
-    exit fails the test, showing the end of stderr."""
+    current environment; a variable given as None is removed) and returns the finished process,
+    with text stdout and stderr. A non-zero exit fails the test, showing the end of stderr."""
+    environment = {**os.environ, **(env or {})}
     done = subprocess.run(
         [sys.executable, *args],
         cwd=PROJECT_ROOT,
-        env={**os.environ, **(env or {})},
+        env={name: value for name, value in environment.items() if value is not None},
         capture_output=True,
         text=True,
         timeout=timeout,

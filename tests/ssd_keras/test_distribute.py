@@ -71,7 +71,7 @@ def _images_with_two_boxes(tiny_shapes, n: int) -> tuple[list[str], list[list]]:
     return [dataset.filenames[i] for i in indices], [dataset.labels[i].tolist() for i in indices]
 
 
-def test_mirrored_strategy_on_two_cpu_devices(tiny_shapes, tmp_path):
+def test_mirrored_strategy_on_two_cpu_devices(tiny_shapes, tmp_path, fresh_python):
     if importlib.util.find_spec("tensorflow") is None:
         pytest.skip("tensorflow is not installed")
     (image,), (labels,) = _images_with_two_boxes(tiny_shapes, 1)
@@ -81,16 +81,8 @@ def test_mirrored_strategy_on_two_cpu_devices(tiny_shapes, tmp_path):
         "classes": tiny_shapes["classes"],
         "out": str(tmp_path),
     }
-    env = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT), "KERAS_BACKEND": "tensorflow"}
-    done = subprocess.run(
-        [sys.executable, "-c", SCRIPT, json.dumps(info)],
-        capture_output=True,
-        text=True,
-        cwd=PROJECT_ROOT,
-        env=env,
-        timeout=600,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
+    env = {"PYTHONPATH": str(PROJECT_ROOT), "KERAS_BACKEND": "tensorflow"}
+    done = fresh_python("-c", SCRIPT, json.dumps(info), env=env, timeout=600)
     result = json.loads(done.stdout.strip().splitlines()[-1])
     assert result["replicas"] == 2
     assert result["loss_mirrored"][0] == pytest.approx(result["loss_single"][0], rel=1e-4)
@@ -168,7 +160,7 @@ print(json.dumps({
 """
 
 
-def test_jax_data_parallel_on_two_cpu_devices(tiny_shapes, tmp_path):
+def test_jax_data_parallel_on_two_cpu_devices(tiny_shapes, tmp_path, fresh_python):
     """JAX DataParallel over 2 CPU devices: the batch is split 1 + 1, one step equals the
     one-device step.
 
@@ -186,17 +178,9 @@ def test_jax_data_parallel_on_two_cpu_devices(tiny_shapes, tmp_path):
         "classes": tiny_shapes["classes"],
         "out": str(tmp_path),
     }
-    env = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT), "KERAS_BACKEND": "jax"}
-    env.pop("XLA_FLAGS", None)  # data_parallel(cpu_devices=2) must set the device count itself
-    done = subprocess.run(
-        [sys.executable, "-c", JAX_SCRIPT, json.dumps(info)],
-        capture_output=True,
-        text=True,
-        cwd=PROJECT_ROOT,
-        env=env,
-        timeout=600,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
+    # XLA_FLAGS removed: data_parallel(cpu_devices=2) must set the device count itself.
+    env = {"PYTHONPATH": str(PROJECT_ROOT), "KERAS_BACKEND": "jax", "XLA_FLAGS": None}
+    done = fresh_python("-c", JAX_SCRIPT, json.dumps(info), env=env, timeout=600)
     result = json.loads(done.stdout.strip().splitlines()[-1])
     assert result["mesh"] == ["cpu:0", "cpu:1"]
     # Without a distribution the trainer never shards; with it, every input and target batch
