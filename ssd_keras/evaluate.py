@@ -49,7 +49,9 @@ def evaluate(
     """
     from eval_utils.average_precision_evaluator import Evaluator
 
-    evaluator = Evaluator(model, config.n_classes, dataset, model_mode="training")
+    evaluator = Evaluator(
+        model, n_classes=config.n_classes, data_generator=dataset, model_mode="training"
+    )
     mean_11 = evaluator(
         config.img_height,
         config.img_width,
