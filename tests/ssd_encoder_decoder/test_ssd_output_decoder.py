@@ -244,18 +244,17 @@ def make_y_pred(rng, n_images, kind):
     return y.astype(np.float32)
 
 
+IMAGE_200_300 = {"img_height": 200, "img_width": 300}
+
+
 @pytest.mark.parametrize("kind", ["flat", "peaked"])
 def test_decode_detections_equals_the_reference_loop(kind):
     rng = np.random.default_rng(11)
     y_pred = make_y_pred(rng, 3, kind)
-    kwargs = {"img_height": 200, "img_width": 300}
     for top_k in (50, "all"):
-        got = decode_detections(
-            y_pred, confidence_thresh=0.05, iou_threshold=0.45, top_k=top_k, **kwargs
-        )
-        expected = reference.decode_detections(
-            y_pred, confidence_thresh=0.05, iou_threshold=0.45, top_k=top_k, **kwargs
-        )
+        settings = dict(confidence_thresh=0.05, iou_threshold=0.45, top_k=top_k, **IMAGE_200_300)
+        got = decode_detections(y_pred, **settings)
+        expected = reference.decode_detections(y_pred, **settings)
         for a, b in zip(got, expected):
             assert a.dtype == np.float64
             np.testing.assert_array_equal(a, b)
@@ -352,21 +351,11 @@ def test_golden_decode_detections_debug(golden):
 def test_decode_detections_debug_equals_decode_detections_and_the_reference(kind):
     rng = np.random.default_rng(21)
     y_pred = make_y_pred(rng, 3, kind)
-    kwargs = {"img_height": 200, "img_width": 300}
     for top_k in (50, "all"):
-        debug = decode_detections_debug(
-            y_pred, confidence_thresh=0.05, iou_threshold=0.45, top_k=top_k, **kwargs
-        )
-        decoded = decode_detections(
-            y_pred, confidence_thresh=0.05, iou_threshold=0.45, top_k=top_k, **kwargs
-        )
-        _check_debug_rows(debug, decoded, y_pred, **kwargs)
-        for got, expected in zip(
-            debug,
-            reference.decode_detections_debug(
-                y_pred, confidence_thresh=0.05, iou_threshold=0.45, top_k=top_k, **kwargs
-            ),
-        ):
+        settings = dict(confidence_thresh=0.05, iou_threshold=0.45, top_k=top_k, **IMAGE_200_300)
+        debug = decode_detections_debug(y_pred, **settings)
+        _check_debug_rows(debug, decode_detections(y_pred, **settings), y_pred, **IMAGE_200_300)
+        for got, expected in zip(debug, reference.decode_detections_debug(y_pred, **settings)):
             np.testing.assert_array_equal(got, expected)
 
 
