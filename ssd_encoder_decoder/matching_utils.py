@@ -247,6 +247,9 @@ class AnchorIoU:
     Args:
         anchor_corners: ``(N, 4)`` anchors ``[xmin, ymin, xmax, ymax]``.
         border_pixels: ``'half'``, ``'include'`` or ``'exclude'``.
+        grid_shapes: optional ``(fh, fw, n_boxes)`` of each predictor layer, when the anchors
+            are generated ones in that order; enables the per-layer grid path and
+            `pairs_at_least` (checked: ignored if the anchors do not form such grids).
 
     Call with ``(M, 4)`` corners; returns the ``(M, N)`` IoUs (float64).
     """
