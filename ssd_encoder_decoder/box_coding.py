@@ -36,6 +36,15 @@ _Y_COLUMNS = {"corners": [1, 3], "minmax": [2, 3]}
 _ANCHOR_SIDES = {"corners": ((2, 0), (3, 1)), "minmax": ((1, 0), (3, 2))}
 
 
+def _float_copy_and_arrays(values, anchors, variances, coords: str):
+    """A float copy of ``values`` (float64 unless already float), and the other two as arrays."""
+    check_coords(coords)
+    out = np.array(values, copy=True)
+    if not np.issubdtype(out.dtype, np.floating):
+        out = out.astype(np.float64)
+    return out, np.asarray(anchors), np.asarray(variances)
+
+
 def _anchor_sides(anchors: np.ndarray, coords: str) -> tuple[np.ndarray, np.ndarray]:
     """``(w_a, h_a)`` of ``'corners'`` or ``'minmax'`` anchors, each ``(..., 1)``."""
     (x1, x0), (y1, y0) = _ANCHOR_SIDES[coords]
@@ -61,12 +70,7 @@ def encode_boxes(gt, anchors, variances, coords: str = "centroids") -> np.ndarra
         ...              np.array([0.1, 0.1, 0.2, 0.2]))  # (0.1 / 0.1 / 0.1, 0, ln 2 / 0.2, ...)
         array([[10.       ,  0.       ,  3.4657359, -3.4657359]])
     """
-    check_coords(coords)
-    out = np.array(gt, copy=True)
-    if not np.issubdtype(out.dtype, np.floating):
-        out = out.astype(np.float64)
-    anchors = np.asarray(anchors)
-    v = np.asarray(variances)
+    out, anchors, v = _float_copy_and_arrays(gt, anchors, variances, coords)
     if coords == "centroids":
         out[..., [0, 1]] -= anchors[..., [0, 1]]
         out[..., [0, 1]] /= anchors[..., [2, 3]] * v[..., [0, 1]]
@@ -99,12 +103,7 @@ def decode_boxes(offsets, anchors, variances, coords: str = "centroids") -> np.n
         ...              np.array([[0.4, 0.5, 0.1, 0.4]]), np.array([0.1, 0.1, 0.2, 0.2]))
         array([[0.5, 0.5, 0.2, 0.2]])
     """
-    check_coords(coords)
-    boxes = np.array(offsets, copy=True)
-    if not np.issubdtype(boxes.dtype, np.floating):
-        boxes = boxes.astype(np.float64)
-    anchors = np.asarray(anchors)
-    v = np.asarray(variances)
+    boxes, anchors, v = _float_copy_and_arrays(offsets, anchors, variances, coords)
     if coords == "centroids":
         boxes[..., [2, 3]] = np.exp(boxes[..., [2, 3]] * v[..., [2, 3]])
         boxes[..., [2, 3]] *= anchors[..., [2, 3]]

@@ -130,16 +130,10 @@ class SSDInputEncoder:
         background_id: int = 0,
         output_dtype: str | np.dtype = "float64",
     ):
-        predictor_sizes, variances, dtype = _checked_arguments(
-            n_classes=n_classes,
-            predictor_sizes=predictor_sizes,
-            variances=variances,
-            matching_type=matching_type,
-            coords=coords,
-            border_pixels=border_pixels,
-            background_id=background_id,
-            output_dtype=output_dtype,
-        )
+        predictor_sizes = _as_predictor_sizes(predictor_sizes)
+        _check_options(n_classes, matching_type, coords, border_pixels, background_id)
+        variances = _as_variances(variances)
+        dtype = _as_float_dtype(output_dtype)
         n_layers = len(predictor_sizes)
         self.layers = resolve_anchor_config(
             n_layers,
@@ -498,23 +492,8 @@ class SSDInputEncoder:
         return targets, corners, self._anchor_iou
 
 
-def _checked_arguments(
-    *,
-    n_classes,
-    predictor_sizes,
-    variances,
-    matching_type: str,
-    coords: str,
-    border_pixels: str,
-    background_id,
-    output_dtype,
-) -> tuple[np.ndarray, np.ndarray, np.dtype]:
-    """Validates `SSDInputEncoder`'s arguments (ValueErrors name the argument and the value).
-
-    Returns:
-        ``(predictor_sizes, variances, output_dtype)`` as ``(n_layers, 2)`` int64, ``(4,)``
-        float64 and a numpy float dtype.
-    """
+def _as_predictor_sizes(predictor_sizes) -> np.ndarray:
+    """``(n_layers, 2)`` int64 ``(height, width)`` pairs (one pair alone is one layer)."""
     predictor_sizes = np.asarray(predictor_sizes, dtype=np.int64)
     if predictor_sizes.ndim == 1:
         predictor_sizes = predictor_sizes[None, :]
@@ -522,17 +501,31 @@ def _checked_arguments(
         raise ValueError(
             f"predictor_sizes must be a list of (height, width) pairs, got {predictor_sizes!r}"
         )
+    return predictor_sizes
+
+
+def _check_options(n_classes, matching_type, coords, border_pixels, background_id) -> None:
+    """ValueErrors naming the argument and the value for `SSDInputEncoder`'s options."""
     if int(n_classes) < 1:
         raise ValueError(f"n_classes must be at least 1, got {n_classes!r}")
-    variances = np.asarray(variances, dtype=np.float64)
-    if variances.shape != (4,) or np.any(variances <= 0):
-        raise ValueError(f"variances must be 4 positive numbers, got {list(variances)}")
     if matching_type not in ("multi", "bipartite"):
         raise ValueError(f"matching_type must be 'multi' or 'bipartite', got {matching_type!r}")
     check_coords(coords)
     border_offset(border_pixels)  # validates
     if not 0 <= int(background_id) <= int(n_classes):
         raise ValueError(f"background_id must be in [0, {n_classes}], got {background_id!r}")
+
+
+def _as_variances(variances) -> np.ndarray:
+    """``(4,)`` float64 positive variances."""
+    variances = np.asarray(variances, dtype=np.float64)
+    if variances.shape != (4,) or np.any(variances <= 0):
+        raise ValueError(f"variances must be 4 positive numbers, got {list(variances)}")
+    return variances
+
+
+def _as_float_dtype(output_dtype) -> np.dtype:
+    """The numpy float dtype ``output_dtype`` names."""
     try:
         dtype = np.dtype(output_dtype)
     except TypeError:
@@ -542,7 +535,7 @@ def _checked_arguments(
             f"output_dtype must be a float type such as 'float32' or 'float64', got "
             f"{output_dtype!r}"
         )
-    return predictor_sizes, variances, dtype
+    return dtype
 
 
 def _from_corners(boxes: np.ndarray, coords: str, border_pixels: str) -> np.ndarray:
