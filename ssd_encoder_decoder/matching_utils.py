@@ -14,7 +14,8 @@ same matcher over several images.
 `SSDInputEncoder` composes these. For its fast path it uses the same two matchers on a sparse
 list of (ground truth, anchor) pairs (`match_bipartite_greedy_pairs`, `match_multi_pairs`): only
 the pairs whose IoU can decide anything, found by `AnchorIoU.pairs_at_least`, which gives the
-IoUs of any boxes with a fixed anchor set bit for bit like `bounding_box_utils.iou`.
+IoUs of any boxes with a fixed anchor set bit for bit like `bounding_box_utils.iou`;
+`match_bipartite_greedy_sparse` drives the bipartite step on such pairs.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ __all__ = [
     "match_bipartite_greedy_batch",
     "match_bipartite_greedy_pairs",
     "match_bipartite_greedy_rows",
+    "match_bipartite_greedy_sparse",
     "match_multi",
     "match_multi_pairs",
 ]
@@ -435,3 +437,49 @@ def _grid_intervals(corners: np.ndarray, grid_shapes):
         grid.append((start, (fh, fw, nb), x_iv, y_iv))
         start += fh * fw * nb
     return grid if start == len(corners) else None
+
+
+def match_bipartite_greedy_sparse(
+    boxes: np.ndarray, image_of_row: np.ndarray, anchor_iou: AnchorIoU, pairs, threshold: float
+) -> np.ndarray:
+    """`match_bipartite_greedy` of several images' boxes to one anchor set, without dense IoUs.
+
+    The greedy visits pairs by descending IoU (then row, then anchor: the dense greedy's tie
+    rule). Walking the sorted pairs ``>= t`` (``pairs``) makes the dense greedy's picks for as
+    long as its next pick is ``>= t``; after that, every pair of an unmatched row and a free
+    anchor is ``< t``, so the rows still unmatched continue the same way with a lower threshold
+    (t / 2, t / 4, ..., t / 64), and the last ones, if any, with their dense IoU rows.
+
+    Args:
+        boxes: ``(M, 4)`` corners of the ground truths of all images, with positive areas.
+        image_of_row: ``(M,)`` the image of each box; each image's anchors are its own.
+        anchor_iou: the anchors' `AnchorIoU` (``supports_pairs`` must be true).
+        pairs: ``anchor_iou.pairs_at_least(boxes, threshold)``.
+        threshold: the positive IoU ``t`` those pairs reach.
+
+    Returns:
+        ``(M,)`` int64: the anchor matched to each box (-1 if none is left).
+    """
+    n = anchor_iou.n_anchors
+    pair_row, pair_anchor, pair_iou = pairs
+    match = np.full(len(boxes), -1, dtype=np.int64)
+    taken = set()  # matched (image, anchor) ids
+    pair_key = image_of_row[pair_row] * n + pair_anchor
+    match_bipartite_greedy_pairs(pair_row, pair_key, pair_iou, image_of_row, match, taken, n)
+    for lower in threshold / 2.0 ** np.arange(1, 7):
+        left = np.nonzero(match < 0)[0]
+        if not left.size:
+            break
+        rows, anchors, values = anchor_iou.pairs_at_least(boxes[left], lower)
+        rows = left[rows]
+        keys = image_of_row[rows] * n + anchors
+        match_bipartite_greedy_pairs(rows, keys, values, image_of_row, match, taken, n)
+    left = np.nonzero(match < 0)[0]
+    for image in np.unique(image_of_row[left]):
+        rows = left[image_of_row[left] == image]
+        similarities = anchor_iou(boxes[rows])
+        image_taken = [key - image * n for key in taken if key // n == image]
+        similarities[:, image_taken] = -np.inf
+        match[rows] = match_bipartite_greedy(similarities)
+        taken.update(int(a) + image * n for a in match[rows] if a >= 0)
+    return match

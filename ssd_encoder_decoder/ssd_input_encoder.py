@@ -32,7 +32,7 @@ from ssd_encoder_decoder.box_coding import encode_boxes
 from ssd_encoder_decoder.matching_utils import (
     AnchorIoU,
     match_bipartite_greedy,
-    match_bipartite_greedy_pairs,
+    match_bipartite_greedy_sparse,
     match_multi,
     match_multi_pairs,
 )
@@ -333,13 +333,8 @@ class SSDInputEncoder:
 
         Only (ground truth, anchor) pairs with IoU ``>= t`` (``t`` = the smallest IoU that makes
         an anchor positive or neutral) decide steps (2) and (3), and they are all found by
-        `AnchorIoU.pairs_at_least` without computing the dense ``(M, N)`` IoUs. The greedy
-        bipartite step (1) visits pairs by descending IoU (then row, then anchor: the dense
-        greedy's tie rule). Walking the sorted pairs ``>= t`` makes the dense greedy's picks for
-        as long as its next pick is ``>= t``; after that, every pair of an unmatched row and a
-        free anchor is ``< t``, so the rows still unmatched continue the same way with a lower
-        threshold (t / 2, t / 4, ..., t / 64), and the last ones, if any, with their dense IoU
-        rows.
+        `AnchorIoU.pairs_at_least` without computing the dense ``(M, N)`` IoUs; step (1) is
+        `match_bipartite_greedy_sparse` on them.
 
         Returns:
             ``(positive anchors, their rows, neutral images, neutral anchors)``, int arrays.
@@ -348,25 +343,10 @@ class SSDInputEncoder:
         threshold = self._candidate_threshold()
         pair_row, pair_anchor, pair_iou = anchor_iou.pairs_at_least(corners, threshold)
         pair_key = image_of_row[pair_row] * n + pair_anchor  # (image, anchor) ids
-        match = np.full(len(corners), -1, dtype=np.int64)
-        taken = set()  # matched (image, anchor) ids
-        match_bipartite_greedy_pairs(pair_row, pair_key, pair_iou, image_of_row, match, taken, n)
-        for lower in threshold / 2.0 ** np.arange(1, 7):
-            left = np.nonzero(match < 0)[0]
-            if not left.size:
-                break
-            rows, anchors, values = anchor_iou.pairs_at_least(corners[left], lower)
-            rows = left[rows]
-            keys = image_of_row[rows] * n + anchors
-            match_bipartite_greedy_pairs(rows, keys, values, image_of_row, match, taken, n)
-        left = np.nonzero(match < 0)[0]
-        for image in np.unique(image_of_row[left]):
-            rows = left[image_of_row[left] == image]
-            similarities = anchor_iou(corners[rows])
-            image_taken = [key - image * n for key in taken if key // n == image]
-            similarities[:, image_taken] = -np.inf
-            match[rows] = match_bipartite_greedy(similarities)
-            taken.update(int(a) + image * n for a in match[rows] if a >= 0)
+        # (1) Bipartite: one distinct anchor per ground truth.
+        match = match_bipartite_greedy_sparse(
+            corners, image_of_row, anchor_iou, (pair_row, pair_anchor, pair_iou), threshold
+        )
         bip_row = np.nonzero(match >= 0)[0]
         bip_anchor = match[bip_row]
         taken_keys = image_of_row[bip_row] * n + bip_anchor

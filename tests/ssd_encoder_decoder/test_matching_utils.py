@@ -13,6 +13,7 @@ from ssd_encoder_decoder.matching_utils import (
     match_bipartite_greedy_batch,
     match_bipartite_greedy_pairs,
     match_bipartite_greedy_rows,
+    match_bipartite_greedy_sparse,
     match_multi,
     match_multi_pairs,
 )
@@ -143,3 +144,28 @@ def test_anchor_iou_keeps_its_old_import_path():
     from ssd_encoder_decoder.ssd_input_encoder import AnchorIoU as old_path
 
     assert old_path is AnchorIoU
+
+
+def test_sparse_bipartite_equals_the_dense_greedy_per_image():
+    # Anchors of a small two-layer grid (pixels, corners); 3 images of random boxes plus a
+    # 1x1 box, whose best IoU (1/144 with the 12x12 anchors) is below t / 64, so every stage
+    # runs: the pairs >= t, the lowered thresholds and the dense rows.
+    from ssd_encoder_decoder.ssd_input_encoder import SSDInputEncoder
+
+    encoder = SSDInputEncoder(
+        60, 80, 3, [[6, 8], [3, 4]], scales=[0.2, 0.5, 0.9], coords="corners",
+        normalize_coords=False,
+    )  # fmt: skip
+    anchor_iou = AnchorIoU(encoder.anchors, "half", encoder._grid_shapes)
+    rng = np.random.default_rng(4)
+    lo = rng.uniform(0, 50, size=(12, 2))
+    boxes = np.concatenate([lo, lo + rng.uniform(2, 30, size=(12, 2))], axis=1)
+    boxes[5] = [30, 30, 31, 31]
+    image_of_row = np.repeat(np.arange(3), 4)
+    for threshold in (0.5, 0.3):
+        pairs = anchor_iou.pairs_at_least(boxes, threshold)
+        match = match_bipartite_greedy_sparse(boxes, image_of_row, anchor_iou, pairs, threshold)
+        for image in range(3):
+            rows = image_of_row == image
+            expected = match_bipartite_greedy(anchor_iou(boxes[rows]))
+            np.testing.assert_array_equal(match[rows], expected)
