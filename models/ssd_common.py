@@ -362,7 +362,9 @@ class BuilderArgs:
     @classmethod
     def from_locals(cls, n_predictor_layers, arguments) -> BuilderArgs:
         """The shared arguments out of a builder's ``locals()`` (its own keyword arguments)."""
-        names = [f.name for f in dataclasses.fields(cls) if f.init][1:]
+        names = [
+            f.name for f in dataclasses.fields(cls) if f.init and f.name != "n_predictor_layers"
+        ]
         return cls(n_predictor_layers, **{name: arguments[name] for name in names})
 
     def preprocessed_input(self):
