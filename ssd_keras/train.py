@@ -54,6 +54,7 @@ from ssd_keras.precision import (  # noqa: F401  (public here too)
     float32_model,
     mixed_precision_policy,
 )
+from ssd_keras.run_folder import TRAIN_ARGS_FILE, finished_epochs
 
 OPTIMIZERS = ("adam", "sgd")
 LOSSES = ("softmax", "focal")
@@ -62,7 +63,6 @@ BACKUP_DIR = "backup"
 LOG_FILE = "training_log.csv"
 # The architecture of a run trained from a given model (e.g. a pruned one); resume loads it.
 INITIAL_MODEL = "initial_model.keras"
-TRAIN_ARGS_FILE = "train_args.json"
 
 
 class RunExistsError(FileExistsError):
@@ -114,17 +114,6 @@ class TrainResult:
     paths: dict
 
 
-def finished_epochs(out_dir) -> int | None:
-    """The number of epochs the run in ``out_dir`` has completed (from its backup), or None."""
-    metadata = Path(out_dir) / BACKUP_DIR / "training_metadata.json"
-    if not metadata.is_file():
-        return None
-    try:
-        return int(json.loads(metadata.read_text())["epoch"])
-    except (ValueError, KeyError, TypeError):
-        return None
-
-
 def _check_out_dir(out_dir: Path, resume: bool, overwrite: bool, epochs: int) -> None:
     if resume:
         if not (out_dir / BACKUP_DIR / "latest.weights.h5").is_file():
@@ -132,7 +121,7 @@ def _check_out_dir(out_dir: Path, resume: bool, overwrite: bool, epochs: int) ->
                 f"nothing to resume in {out_dir}: no {BACKUP_DIR}/latest.weights.h5 (a run writes "
                 "it at the end of its first epoch)"
             )
-        done = finished_epochs(out_dir)
+        done = finished_epochs(Path(out_dir))
         if done is not None and done >= epochs:
             raise ValueError(
                 f"the run in {out_dir} finished at epoch {done}; raise epochs (--epochs) above "
