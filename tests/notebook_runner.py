@@ -62,7 +62,8 @@ def notebook_environment(*, small_run: bool, work_dir: Path, jupyter_dir: Path) 
         "SSD_KERAS_SMALL_RUN": "1" if small_run else "0",
         "SSD_KERAS_SHARED": str(SHARED),
         "SSD_KERAS_TUTORIAL_DIR": str(work_dir),
-        "MPLBACKEND": "Agg",
+        # Small runs draw off screen; stored runs keep their figures as inline PNG outputs.
+        "MPLBACKEND": "Agg" if small_run else "module://matplotlib_inline.backend_inline",
         "TF_CPP_MIN_LOG_LEVEL": "2",
         "JUPYTER_PATH": str(jupyter_dir),
         "PYTHONHASHSEED": "0",
@@ -113,7 +114,12 @@ def _machine_paths(work_dir: Path) -> list[tuple[str, str]]:
     return sorted(set(pairs), key=lambda pair: -len(pair[0]))
 
 
+# Where IPython files a cell's code (it names it in warnings and tracebacks).
+_CELL_FILE = re.compile(re.escape(tempfile.gettempdir()) + r"/ipykernel_\d+/\d+\.py")
+
+
 def _scrub_text(text: str, paths: list[tuple[str, str]]) -> str:
+    text = _CELL_FILE.sub("<cell>", text)
     for path, placeholder in paths:
         text = text.replace(path, placeholder)
     return text

@@ -18,6 +18,7 @@ outputs; the check is a strict xfail for them, so storing one executed makes the
 from __future__ import annotations
 
 import importlib.util
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -170,6 +171,9 @@ def test_stored_notebook_shows_its_outputs(name):
     assert not problems, "\n".join(problems)
 
 
+CELL_FILE = f"{tempfile.gettempdir()}/ipykernel_14894/35738.py"
+
+
 def test_scrub_drops_timestamps_log_lines_and_machine_paths(tmp_path):
     nbformat = pytest.importorskip("nbformat")
     work = tmp_path / "work"
@@ -180,7 +184,11 @@ def test_scrub_drops_timestamps_log_lines_and_machine_paths(tmp_path):
     cell.metadata["execution"] = {"iopub.execute_input": "2026-11-26T11:29:42.690106Z"}
     cell.outputs = [
         nbformat.v4.new_output("stream", name="stderr", text=log_line),
-        nbformat.v4.new_output("stream", name="stdout", text=f"saved {work}/model.keras\n"),
+        nbformat.v4.new_output(
+            "stream",
+            name="stdout",
+            text=f"saved {work}/model.keras\n{CELL_FILE}:45: W\n",
+        ),
         nbformat.v4.new_output(
             "stream", name="stderr", text=log_line + f"UserWarning: {PROJECT_ROOT}/x.py\n"
         ),
@@ -192,7 +200,7 @@ def test_scrub_drops_timestamps_log_lines_and_machine_paths(tmp_path):
 
     assert "execution" not in cell.metadata
     assert [output.get("text") for output in cell.outputs[:2]] == [
-        "saved <work>/model.keras\n",
+        "saved <work>/model.keras\n<cell>:45: W\n",
         "UserWarning: <repo>/x.py\n",
     ]
     assert cell.outputs[2]["data"]["text/plain"] == "'<shared>/data'"
