@@ -121,7 +121,6 @@ NOTEBOOKS = {
 }
 
 NOT_YET_STORED_EXECUTED = {
-    "ssd300_inference.ipynb",
     "ssd300_training.ipynb",
     "ssd512_inference.ipynb",
 }
