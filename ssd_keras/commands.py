@@ -288,14 +288,30 @@ def _plot_anchor_fit(out: Path, config, fit, boxes, predictor_sizes):
 # --------------------------------------------------------------------------- evaluate, predict
 
 
-def _runtime_path(args) -> Path:
-    """The model file ``--run`` with ``--runtime`` runs (`ssd_keras.runtime.resolve_runtime`)."""
+def _load_model(args):
+    """The model and `RunConfig` that ``--run``, ``--runtime``, ``--precision`` and
+    ``--config`` name (`ssd_keras.runtime.resolve_runtime`, `ssd_keras.predict.load_model`).
+    ``--precision bf16`` runs the Keras model (``--runtime auto`` becomes ``keras``)."""
+    from ssd_keras.predict import is_exported, load_model
     from ssd_keras.runtime import resolve_runtime
 
+    runtime = args.runtime
+    if args.precision != "float32":
+        if is_exported(Path(args.run)):
+            raise CLIError(
+                f"--precision {args.precision} runs a Keras model; {args.run} is an export, "
+                "which keeps the precision it was exported in"
+            )
+        if runtime not in ("auto", "keras"):
+            raise CLIError(
+                f"--precision {args.precision} runs the Keras model, not --runtime {runtime}"
+            )
+        runtime = "keras"
     try:
-        return resolve_runtime(args.run, args.runtime)
+        path = resolve_runtime(args.run, runtime)
     except ValueError as error:
         raise CLIError(str(error)) from None
+    return load_model(path, args.config, args.precision)
 
 
 def cmd_evaluate(args) -> int:
@@ -304,9 +320,8 @@ def cmd_evaluate(args) -> int:
     if not Path(args.run).exists():
         raise CLIError(f"--run: not found: {args.run}")
     from ssd_keras.evaluate import evaluate, summary
-    from ssd_keras.predict import load_model
 
-    model, config = load_model(_runtime_path(args), args.config)
+    model, config = _load_model(args)
     default = None
     if kind == "voc" and not (Path(args.data) / "classes.txt").is_file():
         default = config.classes
@@ -348,7 +363,6 @@ def cmd_predict(args) -> int:
     from ssd_keras.predict import (
         Predictor,
         collect_inputs,
-        load_model,
         predict_images,
         predict_video,
     )
@@ -358,7 +372,7 @@ def cmd_predict(args) -> int:
     except (FileNotFoundError, ValueError) as error:
         raise CLIError(str(error)) from None
     videos += [Path(v) for v in args.video]
-    model, config = load_model(_runtime_path(args), args.config)
+    model, config = _load_model(args)
     predictor = Predictor(model, config, args.confidence, args.nms_iou)
     out = Path(args.out)
     skipped = {}

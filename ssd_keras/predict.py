@@ -157,7 +157,11 @@ def find_config(model_path, config=None) -> Path:
     )
 
 
-def load_model(path, config=None):
+# Compute precisions of a Keras model (``--precision``); bf16 = Keras ``mixed_bfloat16``.
+PRECISIONS = ("float32", "bf16")
+
+
+def load_model(path, config=None, precision: str = "float32"):
     """Loads any model the app can run, with its `RunConfig`.
 
     Args:
@@ -166,6 +170,8 @@ def load_model(path, config=None):
             `model_optimization.load_runner`).
         config: a ``config.json`` (or the run folder holding it) to use instead of the one
             found beside the model; needed for an exported model without one.
+        precision: ``float32``, or ``bf16`` to run a Keras model in ``mixed_bfloat16``
+            (`ssd_keras.precision.mixed_model`; an exported model has its own precision).
 
     Returns:
         ``(model, config)``; ``model`` is a Keras model or a runner, both called by `Predictor`
@@ -174,10 +180,17 @@ def load_model(path, config=None):
     """
     from ssd_keras.config import RunConfig
 
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {list(PRECISIONS)}, got {precision!r}")
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"model not found: {path}")
     if is_exported(path):
+        if precision != "float32":
+            raise ValueError(
+                f"precision {precision} runs a Keras model; {path} is an export, which keeps "
+                "the precision it was exported in"
+            )
         run_config = RunConfig.load(find_config(path, config))
         from model_optimization import load_runner
 
@@ -185,6 +198,10 @@ def load_model(path, config=None):
     model, run_config = load_run(path)
     if config is not None:
         run_config = RunConfig.load(find_config(path, config))
+    if precision == "bf16":
+        from ssd_keras.precision import mixed_model
+
+        model = mixed_model(model, "mixed_bfloat16")
     return model, run_config
 
 

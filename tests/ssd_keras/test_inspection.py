@@ -1,18 +1,16 @@
-"""inspect / anchors commands, train --anchors/--loss/--mixed-precision, anchors.json checks,
-and mixed-precision models (float32 outputs)."""
+"""inspect / anchors commands, train --anchors/--loss/--mixed-precision, anchors.json checks
+(mixed-precision models: test_precision.py)."""
 
 from __future__ import annotations
 
 import json
 
 import keras
-import numpy as np
 import pytest
 
 from ssd_keras.cli import main
 from ssd_keras.config import RunConfig
 from ssd_keras.inspection import read_anchors
-from ssd_keras.train import dtype_policy
 
 
 def test_inspect_writes_report_and_plots(tiny_shapes, tmp_path, capsys):
@@ -120,38 +118,3 @@ def test_train_refuses_anchors_for_another_image_size(tiny_shapes, tmp_path, cap
         )
     assert exit_info.value.code == 2
     assert "fitted for image size [64, 96], --image-size is [96, 128]" in capsys.readouterr().err
-
-
-@pytest.mark.parametrize("policy", ["mixed_bfloat16", "mixed_float16"])
-def test_mixed_precision_model_outputs_float32_and_finite(policy):
-    config = RunConfig.create("ssd7", ["background", "a", "b"], image_size=(64, 96))
-    reference = config.build_model()
-    with dtype_policy(policy):
-        model = config.build_model()
-    assert keras.config.dtype_policy().name == "float32"  # restored
-    assert model.get_layer("conv1").compute_dtype == policy.split("_")[1]
-    images = np.random.default_rng(0).uniform(0, 255, (2, 64, 96, 3)).astype("float32")
-    output = model.predict(images, verbose=0)
-    assert output.dtype == np.float32 and np.isfinite(output).all()
-    np.testing.assert_allclose(output[..., :3].sum(-1), 1.0, rtol=1e-5)  # float32 softmax
-    # The anchors and variances are exactly the float32 model's.
-    np.testing.assert_array_equal(output[..., -8:], reference.predict(images, verbose=0)[..., -8:])
-
-
-def test_float32_model_of_a_mixed_precision_model():
-    """What export_run exports for a --mixed-precision run: the same weights, every layer
-    float32 (TFLite has no bfloat16 kernels); a float32 model comes back as it is."""
-    from ssd_keras.train import float32_model
-
-    config = RunConfig.create("ssd7", ["background", "a"], image_size=(64, 96))
-    with dtype_policy("mixed_bfloat16"):
-        mixed = config.build_model()
-    plain = float32_model(mixed)
-    assert {layer.dtype_policy.name for layer in plain.layers} == {"float32"}
-    images = np.random.default_rng(1).uniform(0, 255, (1, 64, 96, 3)).astype("float32")
-    reference = config.build_model()
-    reference.set_weights(mixed.get_weights())
-    np.testing.assert_allclose(
-        plain.predict(images, verbose=0), reference.predict(images, verbose=0), atol=1e-5
-    )
-    assert float32_model(reference) is reference
