@@ -21,14 +21,18 @@ Example:
 
 Runtimes side by side (``--runtimes``): the training-mode model of each ``--models`` entry
 exported to LiteRT (float32 / dynamic-range / int8), ONNX Runtime and OpenVINO (float32 / bf16
-/ NNCF int8), plus the Keras model itself (``predict_on_batch``, what `Predictor` calls, and a
-plain `tf.function` of the model, to see the Keras per-call overhead) and torchvision's peer
-(``ssd300_vgg16`` backbone + head, random weights, for SSD300 and SSD7;
+/ NNCF int8), plus the Keras model itself (``keras``: BatchNormalization folded and
+``predict_on_batch``, what ``predict`` runs; ``keras_unfolded``: the model as trained;
+``keras_tf_function``: a plain `tf.function`, to see the Keras per-call overhead;
+``keras_bf16``: ``predict --precision bf16``; see `bench/runtime_worker.py`) and torchvision's
+peer (``torchvision``, and ``torchvision_bf16`` under ``torch.autocast`` bfloat16, the fair
+match for ``keras_bf16``; ``ssd300_vgg16`` backbone + head, random weights, for SSD300 and SSD7;
 ``ssdlite320_mobilenet_v3_large`` for ``ssdlite`` (MobileNetV2) and ``ssdlite_v3``, 2 threads,
 eval mode), on real VOC images (``../shared/data/voc2012_sample``). Every variant is warmed
 up, then all are called in turn, ``--runs`` rounds (interleaved, so load changes hit all
-alike; each variant in its own process, `bench/runtime_worker.py`, as TensorFlow and PyTorch
-crash in one); the median, min and
+alike, the order rotated each round and ``--gap-ms`` of quiet before each call; each variant in
+its own process, `bench/runtime_worker.py`, as TensorFlow and PyTorch crash in one); the
+median, min and
 interquartile spread of each and the ratios to torchvision (median and best-of-n) are printed,
 with the load average before and after. ``--table FILE`` writes them as a Markdown table.
 torch/torchvision are not project dependencies: run it from a virtualenv that has them::
@@ -85,6 +89,13 @@ def main(argv=None) -> int:
         help=f"compare runtimes instead: 'all' or a comma list of {', '.join(RUNTIME_VARIANTS)}",
     )
     parser.add_argument("--table", metavar="FILE", help="--runtimes: also write a Markdown table")
+    parser.add_argument(
+        "--gap-ms",
+        type=float,
+        default=50.0,
+        help="--runtimes: idle milliseconds before each timed call, so that no runtime's "
+        "spinning threads are still busy (default 50)",
+    )
     args = parser.parse_args(argv)
     if args.runs < 1 or args.warmup < 1:
         parser.error("--runs and --warmup must be >= 1")
@@ -152,7 +163,8 @@ EXPORTS = {
     "openvino_bf16": ("openvino", "bf16"),
     "openvino_int8": ("openvino", "int8"),
 }
-RUNTIME_VARIANTS = ("keras", "keras_tf_function", *EXPORTS, "torchvision")
+KERAS_VARIANTS = ("keras", "keras_unfolded", "keras_tf_function", "keras_bf16")
+RUNTIME_VARIANTS = (*KERAS_VARIANTS, *EXPORTS, "torchvision", "torchvision_bf16")
 # torchvision's counterpart of each model (backbone + head, no decoding): SSD7 has none of its
 # own, so it is timed against SSD300's to put the small model on the same scale.
 # SSDLite (MobileNetV2 or V3-Large, 320x320) is timed against ssdlite320_mobilenet_v3_large.
@@ -225,15 +237,14 @@ def _start_workers(name: str, variants, folder: Path, args) -> dict:
     planned = []  # (worker name, kind, target, images)
     for variant in variants:
         key = f"{name}_{variant}"
-        if variant in ("keras", "keras_tf_function"):
+        if variant in KERAS_VARIANTS:
             planned.append((variant, variant, folder / f"{name}.keras", images))
-        elif variant == "torchvision":
+        elif variant in ("torchvision", "torchvision_bf16"):
             peer = TORCHVISION_PEERS.get(name)
             if peer is not None:
                 size = 320 if "320" in peer else 300
-                planned.append(
-                    (f"torchvision_{peer}", "torchvision", peer, _voc_images(size, size))
-                )
+                worker = f"torchvision_{peer}" + variant.removeprefix("torchvision")
+                planned.append((worker, variant, peer, _voc_images(size, size)))
         else:
             fmt, quantization = EXPORTS[variant]
             suffix = {"tflite": ".tflite", "onnx": ".onnx", "openvino": ".xml"}[fmt]
@@ -262,6 +273,22 @@ def _start_workers(name: str, variants, folder: Path, args) -> dict:
     return {k: w for k, w in workers.items() if w is not None}
 
 
+def _interleaved(workers: dict, batch_size: int, runs: int, gap: float) -> dict:
+    """Seconds of ``runs`` calls of each worker: every variant once per round, the order
+    rotated each round, and ``gap`` seconds of quiet before each call. The gap matters: a
+    runtime's thread pool spins for a while after a call (PyTorch's OpenMP threads, the
+    TensorFlow and XNNPACK pools), taking the 2 cores from whichever variant runs next; without
+    it the variant after torchvision lost about 4 ms per call on SSDLite."""
+    keys = list(workers)
+    times = {key: [] for key in keys}
+    for round_index in range(runs):
+        shift = round_index % len(keys)
+        for key in keys[shift:] + keys[:shift]:
+            time.sleep(gap)
+            times[key].append(_call(workers[key], batch_size))
+    return times
+
+
 def compare_runtimes(args) -> int:
     import tempfile
 
@@ -276,11 +303,10 @@ def compare_runtimes(args) -> int:
         for name in args.models.split(","):
             workers = _start_workers(name, variants, Path(folder), args)
             for batch_size in (int(b) for b in args.batch_sizes.split(",")):
-                times = {key: [] for key in workers}
-                for _ in range(args.runs):  # interleaved: every variant once per round
-                    for key, process in workers.items():
-                        times[key].append(_call(process, batch_size))
-                peer = next((k for k in times if k.startswith("torchvision")), None)
+                times = _interleaved(workers, batch_size, args.runs, args.gap_ms / 1000)
+                peer = next(
+                    (k for k in times if k.startswith("torchvision") and "bf16" not in k), None
+                )
                 for key, values in times.items():
                     q1, _, q3 = statistics.quantiles(values, n=4)
                     row = {
@@ -312,6 +338,7 @@ def compare_runtimes(args) -> int:
         "python": platform.python_version(),
         "images": str(VOC_SAMPLE / "JPEGImages"),
         "warmup": args.warmup,
+        "gap_ms": args.gap_ms,
         "load_average_before": load_before,
         "load_average_after": [round(v, 2) for v in os.getloadavg()],
         "results": results,

@@ -5,12 +5,17 @@ also keep each runtime's thread pool to itself. The parent starts one worker per
 
     python bench/runtime_worker.py KIND TARGET IMAGES.npy WARMUP BATCH_SIZES
 
-KIND: ``keras`` (TARGET a ``.keras`` file, called with ``predict_on_batch``), ``keras_tf_function``
-(the same model under a plain ``tf.function``), ``export`` (TARGET an exported file, run by
-`model_optimization.load_runner`) or ``torchvision`` (TARGET a ``torchvision.models.detection``
-builder; its backbone + head, random weights). The worker warms up WARMUP calls on each of the
-comma-separated BATCH_SIZES, prints ``ready``, then answers each line ``B`` on stdin with the
-seconds one call on the first B images took, until ``quit``.
+KIND: ``keras`` (TARGET a ``.keras`` file, its BatchNormalizations folded as
+`ssd_keras.predict.load_model` folds them, called with ``predict_on_batch``: what ``predict``
+runs), ``keras_unfolded`` (the model as saved, ``predict_on_batch``), ``keras_tf_function``
+(the folded model under a plain ``tf.function``), ``keras_bf16`` (the folded model in
+``mixed_bfloat16``, `ssd_keras.precision.mixed_model`, what ``predict --precision bf16`` runs),
+``export`` (TARGET an exported file, run by `model_optimization.load_runner`), ``torchvision``
+(TARGET a ``torchvision.models.detection`` builder; its backbone + head, random weights) or
+``torchvision_bf16`` (the same under ``torch.autocast("cpu", torch.bfloat16)``). The worker
+warms up WARMUP calls on each of the comma-separated BATCH_SIZES, prints ``ready``, then
+answers each line ``B`` on stdin with the seconds one call on the first B images took, until
+``quit``.
 """
 
 from __future__ import annotations
@@ -24,7 +29,9 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 
-def _torchvision(name: str):
+def _torchvision(name: str, bf16: bool):
+    import contextlib
+
     import torch
     import torchvision
 
@@ -33,9 +40,14 @@ def _torchvision(name: str):
     model = getattr(torchvision.models.detection, name)(weights=None, weights_backbone=None)
     model.eval()
 
+    def precision():
+        if bf16:
+            return torch.autocast("cpu", dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
     def run(batch):
         x = torch.from_numpy(np.ascontiguousarray(batch.transpose(0, 3, 1, 2))) / 255.0
-        with torch.inference_mode():
+        with torch.inference_mode(), precision():
             features = model.backbone(x)
             features = list(features.values()) if isinstance(features, dict) else [features]
             return model.head(features)
@@ -43,13 +55,21 @@ def _torchvision(name: str):
     return run
 
 
-def _keras(path: str, tf_function: bool):
+def _keras(path: str, kind: str):
     import keras
 
     import models  # noqa: F401  (registers the custom layers)
 
     model = keras.models.load_model(path, compile=False)
-    if not tf_function:
+    if kind != "keras_unfolded":
+        from model_optimization.folding import fold_batch_norm
+
+        model = fold_batch_norm(model)
+    if kind == "keras_bf16":
+        from ssd_keras.precision import mixed_model
+
+        model = mixed_model(model, "mixed_bfloat16")
+    if kind != "keras_tf_function":
         return model.predict_on_batch
     import tensorflow as tf
 
@@ -60,10 +80,10 @@ def _keras(path: str, tf_function: bool):
 def main(argv) -> None:
     kind, target, images_file, warmup, batch_sizes = argv
     images = np.load(images_file)
-    if kind == "torchvision":
-        run = _torchvision(target)
-    elif kind in ("keras", "keras_tf_function"):
-        run = _keras(target, kind == "keras_tf_function")
+    if kind in ("torchvision", "torchvision_bf16"):
+        run = _torchvision(target, kind == "torchvision_bf16")
+    elif kind in ("keras", "keras_unfolded", "keras_tf_function", "keras_bf16"):
+        run = _keras(target, kind)
     elif kind == "export":
         from model_optimization import load_runner
 

@@ -4,6 +4,8 @@
   `PolynomialDecay`, `UpdatePruningStep`, `strip_pruning`, `sparsity_report`).
 - `model_optimization.structured`: filter pruning (`prune_filters`, `select_filters`,
   `remove_filters`, `prunable_filters`, `filter_pruning_report`).
+- `model_optimization.folding`: `fold_batch_norm`, BatchNormalization folded into the
+  convolution before it (the inference form that ``predict``/``evaluate`` run).
 - `model_optimization.export`: `export` to SavedModel / TFLite (float16, int8) / ONNX and the
   `LiteRTRunner`, `OnnxRunner`, `OpenVinoRunner`, `SavedModelRunner`, `KerasRunner` runners
   (`load_runner`).
@@ -20,6 +22,7 @@ from model_optimization.export import (
     split_ssd_constants,
     strip_decoder,
 )
+from model_optimization.folding import fold_batch_norm, foldable_pairs
 from model_optimization.pruning import (
     ConstantSparsity,
     PolynomialDecay,
@@ -50,6 +53,8 @@ __all__ = [
     "UpdatePruningStep",
     "export",
     "filter_pruning_report",
+    "fold_batch_norm",
+    "foldable_pairs",
     "format_sparsity_report",
     "load_runner",
     "prunable_filters",

@@ -218,11 +218,11 @@ def export_best(
         ``agree``, ``unmatched`` detections, ``median_ms``, ``spread_ms``; ``error`` when the
         export failed), ``n_check``, ``rounds``, ``load_average``.
     """
-    from ssd_keras.predict import Predictor, load_run
+    from ssd_keras.predict import Predictor, load_model
 
     run = Path(run)
     folder, model_file, out_dir = _export_folders(run, out_dir)
-    model, config = load_run(run)
+    model, config = load_model(run)  # what --runtime keras runs
     source = check_data if check_data is not None else calibration_data
     images = _check_images(source, config, n_check)
     margin = 0.05

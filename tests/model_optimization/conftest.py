@@ -25,19 +25,15 @@ def small_conv_model(seed: int = 0) -> keras.Model:
 
 
 def randomize_batchnorm(model: keras.Model, seed: int = 0) -> None:
-    """Give every BatchNormalization non-trivial statistics (a fresh BN is the identity)."""
+    """Give every BatchNormalization non-trivial statistics (a fresh BN is the identity);
+    gamma and beta only where the layer has them (``scale``/``center``)."""
     rng = np.random.default_rng(seed)
     for layer in model.layers:
         if isinstance(layer, keras.layers.BatchNormalization):
-            c = layer.gamma.shape[0]
-            layer.set_weights(
-                [
-                    rng.uniform(0.5, 1.5, c),
-                    rng.normal(0, 0.1, c),
-                    rng.normal(0, 0.1, c),
-                    rng.uniform(0.5, 2.0, c),
-                ]
-            )
+            c = layer.moving_mean.shape[0]
+            gamma = [rng.uniform(0.5, 1.5, c)] if layer.scale else []
+            beta = [rng.normal(0, 0.1, c)] if layer.center else []
+            layer.set_weights([*gamma, *beta, rng.normal(0, 0.1, c), rng.uniform(0.5, 2.0, c)])
 
 
 @pytest.fixture

@@ -112,13 +112,26 @@ def untrained_run(tiny_shapes, tmp_path):
     return run
 
 
-def test_load_model_precision_bf16_runs_the_keras_model_mixed(untrained_run):
+def test_load_model_folds_and_takes_a_precision(untrained_run):
+    """What predict/evaluate run: the BatchNormalizations folded (fold=False: the model as
+    saved), in bfloat16 with precision='bf16'."""
     from ssd_keras.predict import load_model
 
+    def batch_norms(model):
+        return [
+            layer for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization)
+        ]
+
     model, _ = load_model(untrained_run, precision="bf16")
-    assert model.get_layer("conv1").compute_dtype == "bfloat16"
+    assert model.get_layer("conv1").compute_dtype == "bfloat16" and not batch_norms(model)
     plain, _ = load_model(untrained_run)
-    assert plain.get_layer("conv1").compute_dtype == "float32"
+    assert plain.get_layer("conv1").compute_dtype == "float32" and not batch_norms(plain)
+    saved, _ = load_model(untrained_run, fold=False)
+    assert len(batch_norms(saved)) == 7
+    images = _images()
+    np.testing.assert_allclose(
+        plain.predict(images, verbose=0), saved.predict(images, verbose=0), atol=1e-4
+    )
     with pytest.raises(ValueError, match="precision must be one of"):
         load_model(untrained_run, precision="fp16")
 
