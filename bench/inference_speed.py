@@ -275,10 +275,10 @@ def _start_workers(name: str, variants, folder: Path, args) -> dict:
 
 def _interleaved(workers: dict, batch_size: int, runs: int, gap: float) -> dict:
     """Seconds of ``runs`` calls of each worker: every variant once per round, the order
-    rotated each round, and ``gap`` seconds of quiet before each call. The gap matters: a
-    runtime's thread pool spins for a while after a call (PyTorch's OpenMP threads, the
-    TensorFlow and XNNPACK pools), taking the 2 cores from whichever variant runs next; without
-    it the variant after torchvision lost about 4 ms per call on SSDLite."""
+    rotated each round, and ``gap`` seconds of quiet before each call. A runtime's thread pool
+    spins for a while after a call (PyTorch's OpenMP threads, the TensorFlow and XNNPACK
+    pools), taking the 2 cores from whichever variant runs next: back to back, the Keras
+    SSDLite times spread over an IQR of 4.2 ms, with 50 ms gaps 0.6 ms (one run each)."""
     keys = list(workers)
     times = {key: [] for key in keys}
     for round_index in range(runs):

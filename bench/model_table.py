@@ -6,7 +6,8 @@ SSD300 and SSD512, side by side in one run. Prints JSON (and ``--table FILE``: M
 - GFLOPs: 2 x the multiply-accumulates of the convolutions (regular, depthwise, dilated) and
   dense layers for one image, from the layer shapes (exact for these models; additions of
   biases, BatchNorm, activations and the softmax are left out, as usual).
-- CPU ms: the training-mode graph (network + anchors, no decoding) called with
+- CPU ms: the training-mode graph (network + anchors, no decoding) in the inference form
+  ``predict`` runs (BatchNormalization folded, `model_optimization.fold_batch_norm`) called with
   ``predict_on_batch`` on one random image, median (and best) of ``--runs`` rounds in which every
   model is called once in turn (interleaved, so load changes hit all alike), after warm-up.
 
@@ -32,6 +33,7 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
 from bench.common import model_presets  # noqa: E402
+from model_optimization.folding import fold_batch_norm  # noqa: E402
 
 MODELS = model_presets()
 
@@ -83,8 +85,9 @@ def main(argv=None) -> int:
             "gmacs": round(macs / 1e9, 3),
             "gflops": round(2 * macs / 1e9, 3),
         }
+        models[name] = fold_batch_norm(model)
         for _ in range(args.warmup):
-            model.predict_on_batch(inputs[name])
+            models[name].predict_on_batch(inputs[name])
     load_before = [round(v, 2) for v in os.getloadavg()]
     times = {name: [] for name in names}
     for _ in range(args.runs):

@@ -2,7 +2,9 @@
 
 On real data: BCCD (``../shared/data/bccd/BCCD``, 3 classes). The model is a run given with
 ``--run`` (trained on BCCD, e.g. by ``bench/train_bccd.py``) or an SSD7 trained here for
-``--train-minutes`` (variances 0.1/0.1/0.2/0.2). Each export of `ssd_keras.runtime.CANDIDATES`
+``--train-minutes`` (variances 0.1/0.1/0.2/0.2). Besides the Keras model as trained (the
+reference), the forms ``predict`` runs (``keras/folded``: BatchNormalization folded, the
+default; ``keras/bf16``: ``--precision bf16``) and each export of `ssd_keras.runtime.CANDIDATES`
 whose packages are installed (LiteRT float32 / float16 / dynamic / int8, ONNX Runtime, OpenVINO
 float32 / bf16 / int8; int8 calibrated on ``--num-calibration`` training images) is evaluated
 like the Keras model:
@@ -132,13 +134,19 @@ def _export_all(args, run: Path, model, train_data, out: Path):
     """Exports of the run for every available runtime/precision (``--only``): the loaded
     runners by key (``keras`` first) and their report rows (an export error is a row's
     ``error``; the other runtimes still run)."""
+    from model_optimization.folding import fold_batch_norm
     from ssd_keras.optimize import export_run
+    from ssd_keras.precision import mixed_model
     from ssd_keras.predict import load_model
     from ssd_keras.runtime import CANDIDATES, available
 
     wanted = set(args.only.split(",")) if args.only else None
-    models = {"keras": model}
-    rows = {"keras": {"runtime": "keras", "precision": "fp32"}}
+    folded = fold_batch_norm(model)
+    # The model as trained (the reference), and the forms predict runs by default (folded)
+    # and with --precision bf16.
+    models = {"keras": model, "keras/folded": folded, "keras/bf16": mixed_model(folded)}
+    rows = {key: {"runtime": "keras", "precision": key.split("/")[-1]} for key in models}
+    rows["keras"]["precision"] = "fp32"
     for runtime, precision, fmt, quantization, name, modules in CANDIDATES:
         key = f"{runtime}/{precision}"
         if (wanted is not None and key not in wanted) or not available(modules):

@@ -188,8 +188,8 @@ def _add_runtime_arg(parser) -> None:
         choices=("float32", "bf16"),
         default="float32",
         help="compute precision of the Keras model: bf16 runs it in Keras mixed_bfloat16 "
-        "(SSD300/SSD512 about 2x faster on CPUs with AVX512-BF16 or AMX; SSD7/SSDLite do not "
-        "gain; scores differ slightly, so check the mAP); with --runtime auto it runs the "
+        "(SSD300/SSD512 about 1.9x faster on CPUs with AVX512-BF16 or AMX, SSD7/SSDLite about "
+        "1.1x; scores differ slightly, so check the mAP); with --runtime auto it runs the "
         "Keras model (default float32)",
     )
 

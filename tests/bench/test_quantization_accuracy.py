@@ -28,7 +28,7 @@ def test_quantization_accuracy_small_mode(shared_data_dir, tmp_path, capsys):
     assert json.dumps(report, indent=2) in capsys.readouterr().out  # printed last
     assert report["test_images"] == 8 and report["small"]
     rows = {f"{r['runtime']}/{r['precision']}": r for r in report["results"]}
-    expected = {"keras/fp32"}
+    expected = {"keras/fp32", "keras/folded", "keras/bf16"}
     for key, module in (("litert/int8", "ai_edge_litert"), ("onnxruntime/fp32", "onnxruntime"),
                         ("openvino/int8", "nncf")):  # fmt: skip
         if importlib.util.find_spec(module) is not None:
@@ -42,6 +42,9 @@ def test_quantization_accuracy_small_mode(shared_data_dir, tmp_path, capsys):
         for batch in ("batch1", "batch8"):
             latency = row["latency"][batch]
             assert 0 < latency["min_ms"] <= latency["median_ms"] <= latency["max_ms"]
+    # the folded model is the same float32 model: the same detections and mAP
+    assert rows["keras/folded"]["unmatched_detections"] == 0
+    assert abs(rows["keras/folded"]["delta_points_11point"]) < 1e-6
     if "onnxruntime/fp32" in rows:  # float32 in another runtime: the same detections
         assert rows["onnxruntime/fp32"]["unmatched_detections"] == 0
         assert abs(rows["onnxruntime/fp32"]["delta_points_11point"]) < 1e-6
