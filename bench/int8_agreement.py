@@ -5,8 +5,9 @@ then on the test split's real images:
 
 - detections of confidence >= ``--confidence`` from Keras and from int8 (same decoding): a Keras
   detection counts as found when int8 has one of the same class with IoU >= ``--min-iou``;
-- batch-1 latency of the raw graph: Keras ``predict_on_batch`` and the LiteRT runner, called in
-  turn (interleaved) ``--runs`` times after warm-up; median and best of each, and the ratios.
+- batch-1 latency of the raw graph: Keras ``predict_on_batch`` (BatchNorm folded, as
+  ``predict`` runs it) and the LiteRT runner, called in turn (interleaved) ``--runs`` times after
+  warm-up; median and best of each, and the ratios.
 
 Prints one JSON object. Example (SSDLite trained by ``bench/train_bccd.py``)::
 

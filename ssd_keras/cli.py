@@ -462,6 +462,15 @@ def _add_export_parser(sub) -> None:
         help="FILE.tflite, FILE.onnx, FILE.xml (openvino), or a folder for saved_model and best "
         "(best: default RUN/exports)",
     )
+    p.add_argument(
+        "--max-unmatched",
+        type=float,
+        default=0.0,
+        metavar="FRACTION",
+        help="best: the fraction of Keras' confident detections an export may leave without a "
+        "partner and still agree (default 0; int8 exports rarely match every detection at "
+        "the threshold's edge: 0.01 allows one in a hundred)",
+    )
     p.add_argument("--overwrite", action="store_true", help="replace existing files")
 
 

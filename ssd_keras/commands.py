@@ -548,6 +548,8 @@ def cmd_export(args) -> int:
 def _export_best(args, run: Path) -> int:
     if args.quantization or args.io_dtype != "float32":
         raise CLIError("--format best tries every precision itself; drop --quantization/--io-dtype")
+    if not 0 <= args.max_unmatched < 1:
+        raise CLIError(f"--max-unmatched must be in [0, 1), got {args.max_unmatched}")
     _require_tensorflow()
     # The run's training data (or the dataset given) calibrates int8 and checks agreement.
     dataset_from_run(args, run, "--format best (calibration and check images)")
@@ -559,14 +561,19 @@ def _export_best(args, run: Path) -> int:
     dataset = load_dataset(args, kind, default_classes=config.classes)[0]
     folder = folder_of_run(run)
     record = export_best(
-        run, args.out, calibration_data=dataset, num_calibration_samples=args.num_calibration
+        run,
+        args.out,
+        calibration_data=dataset,
+        num_calibration_samples=args.num_calibration,
+        max_unmatched=args.max_unmatched,
     )
     print(f"Keras: {record['keras_median_ms']:.1f} ms per image")
     for row in record["candidates"]:
         if "error" in row:
             print(f"{row['runtime']:<12} {row['precision']:<8} not exported: {row['error']}")
             continue
-        verdict = "agrees" if row["agree"] else f"{row['unmatched']} unmatched detection(s)"
+        verdict = f"{row['unmatched']} of {row['detections']} detection(s) unmatched: "
+        verdict += "agrees" if row["agree"] else "disagrees"
         print(f"{row['runtime']:<12} {row['precision']:<8} {row['median_ms']:8.1f} ms  {verdict}")
     chosen = record["chosen"]
     if chosen is None:

@@ -13,6 +13,7 @@ import pytest
 from ssd_keras.cli import main
 from ssd_keras.runtime import (
     CHOICE_FILE,
+    allowed_unmatched,
     box_iou,
     detections_agree,
     file_sha256,
@@ -146,6 +147,21 @@ def test_export_cli_argument_errors(tmp_path, capsys):
     )
     assert "--out is required" in error(["--format", "openvino"])
     assert "drop --quantization" in error(["--format", "best", "--quantization", "int8"])
+    assert "--max-unmatched must be in [0, 1), got 1.5" in error(
+        ["--format", "best", "--max-unmatched", "1.5"]
+    )
+
+
+def test_allowed_unmatched_is_a_fraction_of_the_confident_detections():
+    assert allowed_unmatched(886, 0.0) == 0  # the default: every detection matched
+    assert allowed_unmatched(886, 0.01) == 8  # 8.86 rounded down
+    assert allowed_unmatched(100, 0.01) == 1  # exactly one in a hundred
+    assert allowed_unmatched(99, 0.01) == 0
+    assert allowed_unmatched(0, 0.5) == 0
+    with pytest.raises(ValueError, match="max_unmatched must be in"):
+        allowed_unmatched(10, 1.0)
+    with pytest.raises(ValueError, match="max_unmatched must be in"):
+        allowed_unmatched(10, -0.1)
 
 
 @pytest.mark.slow  # trains a tiny run and exports it twice (about 50 s on 2 busy cores)
@@ -165,6 +181,8 @@ def test_export_best_records_the_fastest_agreeing_runtime(tiny_shapes, tmp_path,
     assert record["model_sha256"] == file_sha256(run / "model_best.keras") or record[
         "model_sha256"
     ] == file_sha256(run / "model.keras")
+    assert record["criterion"]["max_unmatched"] == 0
+    assert record["criterion"]["allowed_unmatched"] == 0
     rows = {row["precision"]: row for row in record["candidates"]}
     assert set(rows) == {"fp32", "bf16"}
     assert rows["fp32"]["agree"] and rows["fp32"]["unmatched"] == 0  # float32 = Keras
