@@ -55,12 +55,15 @@ def foldable_pairs(model: keras.Model) -> dict[str, str]:
 def fold_batch_norm(model: keras.Model) -> keras.Model:
     """``model`` with its foldable BatchNormalizations (`foldable_pairs`) folded into the
     convolutions before them; every other layer keeps its name, config and weights. Returns
-    ``model`` itself when nothing folds (SSD300/SSD512 have no BatchNormalization).
+    ``model`` itself when nothing folds (SSD300/SSD512 have no BatchNormalization); a
+    Sequential model that folds comes back as a functional one.
     """
     _check_graph_model(model, "fold_batch_norm")
     pairs = foldable_pairs(model)
     if not pairs:
         return model
+    if isinstance(model, keras.Sequential):  # its config lists no graph to rewire
+        model = keras.Model(model.inputs, model.outputs, name=model.name)
     convs = {conv: bn for bn, conv in pairs.items()}
     config = model.get_config()
     config["layers"] = [layer for layer in config["layers"] if layer["name"] not in pairs]
@@ -68,7 +71,6 @@ def fold_batch_norm(model: keras.Model) -> keras.Model:
         if layer["name"] in convs:
             layer["config"]["use_bias"] = True
         layer["inbound_nodes"] = _read_from(layer["inbound_nodes"], pairs)
-    config["output_layers"] = _read_from(config["output_layers"], pairs)
     folded = model.__class__.from_config(config)
     for layer in folded.layers:
         old = model.get_layer(layer.name)
@@ -80,8 +82,9 @@ def fold_batch_norm(model: keras.Model) -> keras.Model:
 
 
 def _read_from(node, renamed: dict[str, str]):
-    """A serialised inbound node (or output list) with the outputs of the layers in
-    ``renamed`` read from their replacements instead."""
+    """A serialised inbound node with the outputs of the layers in ``renamed`` read from their
+    replacements instead (a folded BatchNormalization is never a model output, so the
+    model's ``output_layers`` need no change)."""
     if isinstance(node, dict):
         if "keras_history" in node and node["keras_history"][0] in renamed:
             history = list(node["keras_history"])
@@ -89,8 +92,6 @@ def _read_from(node, renamed: dict[str, str]):
             return {**node, "keras_history": history}
         return {key: _read_from(value, renamed) for key, value in node.items()}
     if isinstance(node, (list, tuple)):
-        if len(node) == 3 and isinstance(node[0], str) and node[0] in renamed:
-            return [renamed[node[0]], *node[1:]]  # an ``output_layers`` entry
         return type(node)(_read_from(value, renamed) for value in node)
     return node
 

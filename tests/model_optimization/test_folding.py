@@ -71,6 +71,26 @@ def test_which_batch_norms_fold_and_the_outputs_stay():
     )
 
 
+def test_sequential_model_folds_into_a_functional_one():
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential(
+        [
+            keras.Input((8, 8, 3)),
+            keras.layers.Conv2D(4, 3, name="c"),
+            keras.layers.BatchNormalization(name="bn"),
+            keras.layers.Flatten(name="flat"),
+            keras.layers.Dense(2, name="dense"),
+        ]
+    )
+    randomize_batchnorm(model, seed=4)
+    folded = fold_batch_norm(model)
+    assert [layer.name for layer in folded.layers[1:]] == ["c", "flat", "dense"]
+    x = np.random.default_rng(1).normal(0, 1, (3, 8, 8, 3)).astype("float32")
+    np.testing.assert_allclose(
+        folded.predict(x, verbose=0), model.predict(x, verbose=0), rtol=1e-5, atol=1e-5
+    )
+
+
 def test_nothing_to_fold_returns_the_model():
     inputs = keras.Input((8, 8, 3))
     model = keras.Model(inputs, keras.layers.Conv2D(2, 3, name="c")(inputs))
