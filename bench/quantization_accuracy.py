@@ -144,9 +144,16 @@ def _export_all(args, run: Path, model, train_data, out: Path):
     folded = fold_batch_norm(model)
     # The model as trained (the reference), and the forms predict runs by default (folded)
     # and with --precision bf16.
-    models = {"keras": model, "keras/folded": folded, "keras/bf16": mixed_model(folded)}
-    rows = {key: {"runtime": "keras", "precision": key.split("/")[-1]} for key in models}
-    rows["keras"]["precision"] = "fp32"
+    models = {
+        "keras": model,
+        "keras/folded": folded,
+        "keras/bf16": mixed_model(folded, "mixed_bfloat16"),
+    }
+    rows = {
+        "keras": {"runtime": "keras", "precision": "fp32"},
+        "keras/folded": {"runtime": "keras", "precision": "folded"},
+        "keras/bf16": {"runtime": "keras", "precision": "bf16"},
+    }
     for runtime, precision, fmt, quantization, name, modules in CANDIDATES:
         key = f"{runtime}/{precision}"
         if (wanted is not None and key not in wanted) or not available(modules):

@@ -464,7 +464,7 @@ def _add_export_parser(sub) -> None:
     )
     p.add_argument(
         "--max-unmatched",
-        type=float,
+        type=_probability,
         default=0.0,
         metavar="FRACTION",
         help="best: the fraction of Keras' confident detections an export may leave without a "

@@ -291,27 +291,24 @@ def _plot_anchor_fit(out: Path, config, fit, boxes, predictor_sizes):
 def _load_model(args):
     """The model and `RunConfig` that ``--run``, ``--runtime``, ``--precision`` and
     ``--config`` name (`ssd_keras.runtime.resolve_runtime`, `ssd_keras.predict.load_model`).
-    ``--precision bf16`` runs the Keras model (``--runtime auto`` becomes ``keras``)."""
+    ``--precision bf16`` runs the Keras model of a run (``--runtime auto`` becomes
+    ``keras``)."""
     from ssd_keras.predict import is_exported, load_model
     from ssd_keras.runtime import resolve_runtime
 
     runtime = args.runtime
     if args.precision != "float32":
-        if is_exported(Path(args.run)):
-            raise CLIError(
-                f"--precision {args.precision} runs a Keras model; {args.run} is an export, "
-                "which keeps the precision it was exported in"
-            )
         if runtime not in ("auto", "keras"):
             raise CLIError(
                 f"--precision {args.precision} runs the Keras model, not --runtime {runtime}"
             )
-        runtime = "keras"
+        if not is_exported(Path(args.run)):
+            runtime = "keras"  # not the export that auto would pick
     try:
         path = resolve_runtime(args.run, runtime)
     except ValueError as error:
         raise CLIError(str(error)) from None
-    return load_model(path, args.config, args.precision)
+    return load_model(path, args.config, args.precision)  # refuses a precision for an export
 
 
 def cmd_evaluate(args) -> int:
@@ -548,8 +545,6 @@ def cmd_export(args) -> int:
 def _export_best(args, run: Path) -> int:
     if args.quantization or args.io_dtype != "float32":
         raise CLIError("--format best tries every precision itself; drop --quantization/--io-dtype")
-    if not 0 <= args.max_unmatched < 1:
-        raise CLIError(f"--max-unmatched must be in [0, 1), got {args.max_unmatched}")
     _require_tensorflow()
     # The run's training data (or the dataset given) calibrates int8 and checks agreement.
     dataset_from_run(args, run, "--format best (calibration and check images)")

@@ -86,28 +86,15 @@ def float32_tail(model: keras.Model) -> set[str]:
     output stage, the softmax, a decoder). They stay float32 in `mixed_model`, as the
     builders keep them under a mixed policy: the anchors need float32's resolution and the
     softmax its range."""
-    config = model.get_config()
-    consumers = {layer["name"]: [] for layer in config["layers"]}
-    for layer in config["layers"]:
-        for producer in _producers(layer.get("inbound_nodes", [])):
-            consumers[producer].append(layer["name"])
+    from model_optimization.structured import _Graph
+
+    consumers = _Graph(model).consumers
     tail: set[str] = set()
-    for layer in reversed(config["layers"]):  # layers are listed producers first
-        name = layer["name"]
-        if not model.get_layer(name).weights and all(c in tail for c in consumers[name]):
-            tail.add(name)
+    for layer in reversed(model.layers):  # a functional model lists producers first
+        readers = consumers.get(layer.name, [])
+        if not layer.weights and all(reader.name in tail for reader in readers):
+            tail.add(layer.name)
     return tail
-
-
-def _producers(node) -> list[str]:
-    """The layer names in the ``keras_history`` entries of a serialised inbound node."""
-    if isinstance(node, dict):
-        if "keras_history" in node:
-            return [node["keras_history"][0]]
-        return [name for value in node.values() for name in _producers(value)]
-    if isinstance(node, (list, tuple)):
-        return [name for value in node for name in _producers(value)]
-    return []
 
 
 def mixed_model(model: keras.Model, policy: str | None = None) -> keras.Model:

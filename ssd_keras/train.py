@@ -121,7 +121,7 @@ def _check_out_dir(out_dir: Path, resume: bool, overwrite: bool, epochs: int) ->
                 f"nothing to resume in {out_dir}: no {BACKUP_DIR}/latest.weights.h5 (a run writes "
                 "it at the end of its first epoch)"
             )
-        done = finished_epochs(Path(out_dir))
+        done = finished_epochs(out_dir)
         if done is not None and done >= epochs:
             raise ValueError(
                 f"the run in {out_dir} finished at epoch {done}; raise epochs (--epochs) above "

@@ -147,7 +147,7 @@ def test_export_cli_argument_errors(tmp_path, capsys):
     )
     assert "--out is required" in error(["--format", "openvino"])
     assert "drop --quantization" in error(["--format", "best", "--quantization", "int8"])
-    assert "--max-unmatched must be in [0, 1), got 1.5" in error(
+    assert "--max-unmatched: expected a number in [0, 1), got '1.5'" in error(
         ["--format", "best", "--max-unmatched", "1.5"]
     )
 
